@@ -1,0 +1,385 @@
+"""SDK wiring: providers, exporters, the Prometheus pull endpoint, bounded shutdown.
+
+Only this module touches the OpenTelemetry *SDK*; everything else in amas-otel
+talks to the API (``opentelemetry.trace``, ``opentelemetry.metrics``…), so it
+works unchanged, as no-ops, when the SDK is disabled or configured elsewhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from amas_otel.config import OtelSettings, Settings, _set_active, load_settings
+from amas_otel.resource import build_resource
+
+__all__ = [
+    "configure",
+    "shutdown",
+    "is_configured",
+    "prometheus_endpoint",
+    "add_span_processor",
+    "add_log_record_processor",
+]
+
+_log = logging.getLogger("amas_otel")
+
+#: Hooks run once the providers exist: ``hook(settings, state)``.  Capability
+#: modules (logging, redaction…) register themselves here rather than being
+#: imported by this module.
+_on_configure: list[Callable[[Settings, "_State"], None]] = []
+
+
+@dataclass
+class _State:
+    settings: Settings
+    resource: Resource
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    logger_provider: LoggerProvider | None = None
+    prometheus_server: WSGIServer | None = None
+    prometheus_url: str | None = None
+    shut_down: bool = False
+    span_processors: list[SpanProcessor] = field(default_factory=list)
+
+
+_lock = threading.RLock()
+_state: _State | None = None
+
+
+def is_configured() -> bool:
+    """True once :func:`configure` has set up the providers (and until :func:`shutdown`)."""
+    return _state is not None and not _state.shut_down
+
+
+def prometheus_endpoint() -> str | None:
+    """URL of the embedded Prometheus endpoint, when it is serving."""
+    return _state.prometheus_url if _state else None
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    config_files: Iterable[str | PathLike[str]] | None = None,
+    settings: Settings | None = None,
+) -> Settings:
+    """Set up tracing, metrics and logs for this process, once.
+
+    Settings are resolved by :func:`amas_otel.config.load_settings` (explicit
+    ``overrides`` > environment > YAML > defaults) unless ``settings`` is given.
+    Calling again with the same resolved settings returns them and does
+    nothing; calling with different ones raises :class:`RuntimeError`, since
+    OpenTelemetry's global providers can be set only once per process.
+    Telemetry failures (a port in use, no collector) are logged, never raised;
+    configuration errors raise :class:`~amas_otel.config.ConfigError` before
+    anything is changed.
+    """
+    global _state
+    if settings is None:
+        merged = {section: dict(values) for section, values in (overrides or {}).items()}
+        if service_name is not None:
+            merged.setdefault("otel", {})["service_name"] = service_name
+        settings = load_settings(merged, config_files=config_files)
+    with _lock:
+        if _state is not None:
+            if _state.shut_down:
+                raise RuntimeError("amas_otel was shut down; configure() can set providers up once per process")
+            if settings != _state.settings:
+                raise RuntimeError(
+                    "amas_otel is already configured with other settings; "
+                    "OpenTelemetry providers can be set only once per process"
+                )
+            return _state.settings
+        state = _build(settings)
+        _state = state
+        _set_active(settings)
+        for hook in list(_on_configure):
+            hook(settings, state)
+        atexit.register(shutdown)
+        return settings
+
+
+def _build(settings: Settings) -> _State:
+    otel = settings.otel
+    state = _State(settings=settings, resource=build_resource(otel))
+    if otel.sdk_disabled:
+        return state
+
+    tracer_provider = TracerProvider(
+        resource=state.resource, sampler=_sampler(otel), shutdown_on_exit=False
+    )
+    for name in otel.exporters("traces"):
+        processor = BatchSpanProcessor(_span_exporter(name, otel))
+        tracer_provider.add_span_processor(processor)
+
+    readers: list[MetricReader] = []
+    for name in otel.exporters("metrics"):
+        if name == "prometheus":
+            readers.append(_start_prometheus(settings, state))
+        else:
+            readers.append(
+                PeriodicExportingMetricReader(
+                    _metric_exporter(name, otel),
+                    export_interval_millis=settings.metrics.custom_metrics_interval * 1000,
+                    export_timeout_millis=otel.otlp_timeout * 1000,
+                )
+            )
+    meter_provider = MeterProvider(resource=state.resource, metric_readers=readers, shutdown_on_exit=False)
+
+    logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
+    for name in otel.exporters("logs"):
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(name, otel)))
+
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    set_logger_provider(logger_provider)
+    state.tracer_provider, state.meter_provider, state.logger_provider = (
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+    )
+    _quiet_exporter_logs()
+    return state
+
+
+def add_span_processor(processor: SpanProcessor, *, first: bool = False) -> None:
+    """Add ``processor`` to the configured tracer provider.
+
+    With ``first=True`` it runs before the exporting processors, so that it can
+    change spans (redaction) before any exporter sees them.
+    """
+    provider = _state.tracer_provider if _state else None
+    if provider is None:
+        return
+    if not first:
+        provider.add_span_processor(processor)
+        return
+    # The SDK only appends; prepend by rebuilding the multi-processor's tuple.
+    multi = provider._active_span_processor  # noqa: SLF001 - no public API for ordering
+    with multi._lock:  # noqa: SLF001
+        multi._span_processors = (processor,) + multi._span_processors  # noqa: SLF001
+
+
+def add_log_record_processor(processor: Any, *, first: bool = False) -> None:
+    """Add ``processor`` to the configured logger provider (``first``: before the exporters)."""
+    provider = _state.logger_provider if _state else None
+    if provider is None:
+        return
+    if not first:
+        provider.add_log_record_processor(processor)
+        return
+    multi = provider._multi_log_record_processor  # noqa: SLF001 - no public API for ordering
+    with multi._lock:  # noqa: SLF001
+        multi._log_record_processors = (processor,) + multi._log_record_processors  # noqa: SLF001
+
+
+# --- exporters --------------------------------------------------------------
+
+
+def _otlp_endpoint(otel: OtelSettings, signal: str) -> str:
+    base = otel.otlp_endpoint or (
+        "http://127.0.0.1:4317" if otel.otlp_protocol == "grpc" else "http://127.0.0.1:4318"
+    )
+    return base if otel.otlp_protocol == "grpc" else f"{base}/v1/{signal}"
+
+
+def _otlp_kwargs(otel: OtelSettings, signal: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "endpoint": _otlp_endpoint(otel, signal),
+        "headers": dict(otel.otlp_headers or {}),
+        "timeout": otel.otlp_timeout,
+    }
+    if otel.otlp_protocol == "grpc":
+        kwargs["insecure"] = urllib.parse.urlsplit(kwargs["endpoint"]).scheme == "http"
+    return kwargs
+
+
+def _span_exporter(name: str, otel: OtelSettings) -> Any:
+    if name == "console":
+        return ConsoleSpanExporter()
+    if otel.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(**_otlp_kwargs(otel, "traces"))
+
+
+def _metric_exporter(name: str, otel: OtelSettings) -> Any:
+    if name == "console":
+        return ConsoleMetricExporter()
+    if otel.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    return OTLPMetricExporter(**_otlp_kwargs(otel, "metrics"))
+
+
+def _log_exporter(name: str, otel: OtelSettings) -> Any:
+    if name == "console":
+        return ConsoleLogRecordExporter()
+    if otel.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    return OTLPLogExporter(**_otlp_kwargs(otel, "logs"))
+
+
+def _sampler(otel: OtelSettings) -> sampling.Sampler:
+    ratio = 1.0 if otel.traces_sampler_arg is None else otel.traces_sampler_arg
+    root = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": sampling.TraceIdRatioBased(ratio),
+    }[otel.traces_sampler.removeprefix("parentbased_")]
+    return sampling.ParentBased(root) if otel.traces_sampler.startswith("parentbased_") else root
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # a scrape every few seconds is not news
+
+
+class _ThreadingWSGIServer(WSGIServer):
+    daemon_threads = True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # One thread per scrape, so a slow scraper never blocks another.
+        thread = threading.Thread(target=self._serve_one, args=(request, client_address), daemon=True)
+        thread.start()
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - a broken scrape must not reach the app
+            pass
+        finally:
+            self.shutdown_request(request)
+
+
+def _start_prometheus(settings: Settings, state: _State) -> MetricReader:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import REGISTRY, make_wsgi_app
+
+    reader = PrometheusMetricReader()
+    metrics_app = make_wsgi_app(REGISTRY)
+    path = settings.metrics.prometheus_path
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != path:
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [f"metrics are served at {path}\n".encode()]
+        return metrics_app(environ, start_response)
+
+    host, port = settings.metrics.prometheus_host, settings.metrics.prometheus_port
+    try:
+        server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    except OSError as exc:
+        _log.warning(
+            "amas_otel: cannot serve Prometheus metrics on %s:%s (%s); set PROMETHEUS_PORT to a free port "
+            "or export through OTLP; the application carries on without the endpoint",
+            host,
+            port,
+            exc.strerror or exc,
+        )
+        return reader
+    threading.Thread(target=server.serve_forever, name="amas-otel-prometheus", daemon=True).start()
+    state.prometheus_server = server
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    state.prometheus_url = f"http://{shown_host}:{server.server_port}{path}"
+    return reader
+
+
+class _EveryNSeconds(logging.Filter):
+    """Let one record per logger through every ``interval`` seconds.
+
+    An unreachable collector makes the OTLP exporters log on every batch;
+    one line a minute says the same without flooding the application's logs.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        last = self._last.get(record.name)
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[record.name] = now
+        return True
+
+
+_exporter_filter = _EveryNSeconds()
+
+
+def _quiet_exporter_logs() -> None:
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal")):
+            logger = logging.getLogger(name)
+            if _exporter_filter not in logger.filters:
+                logger.addFilter(_exporter_filter)
+
+
+# --- shutdown ---------------------------------------------------------------
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop every provider, waiting at most ``timeout`` seconds.
+
+    ``timeout`` defaults to ``AMAS_SHUTDOWN_TIMEOUT_SECONDS`` (2 s).  The stock
+    SDK retries an unreachable collector for many seconds; here the flush runs
+    in a daemon thread that is abandoned when time is up, so process exit is
+    never held hostage by telemetry.  Returns True when everything flushed in time.
+    """
+    with _lock:
+        state = _state
+        if state is None or state.shut_down:
+            return True
+        state.shut_down = True
+    budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
+    deadline_ms = max(int(budget * 1000), 1)
+
+    def _stop() -> None:
+        for stop in (
+            lambda: state.tracer_provider and state.tracer_provider.shutdown(),
+            lambda: state.meter_provider and state.meter_provider.shutdown(timeout_millis=deadline_ms),
+            lambda: state.logger_provider and state.logger_provider.shutdown(),
+            lambda: state.prometheus_server and state.prometheus_server.shutdown(),
+        ):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - shutting down must not raise into atexit
+                _log.debug("amas_otel: error during shutdown", exc_info=True)
+
+    worker = threading.Thread(target=_stop, name="amas-otel-shutdown", daemon=True)
+    worker.start()
+    worker.join(budget)
+    finished = not worker.is_alive()
+    if not finished:
+        _log.warning("amas_otel: telemetry did not flush within %.1fs; the rest is dropped", budget)
+    return finished
