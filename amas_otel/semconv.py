@@ -33,16 +33,34 @@ class ResourceAttr:
     PROJECT_ROOT = "amas.project.root"
 
 
+#: Attribute naming the application component a signal is about.
+COMPONENT = "amas.component"
+#: OTel semantic convention attribute for the class of an error.
+ERROR_TYPE = "error.type"
+
 # --- logging / correlation (issue: logging) -------------------------------
+# Agreed: counter "amas.log.records" (attrs amas.log.level, amas.component);
+# counter "amas.auth.attempts" (attr amas.auth.outcome = success|failure).
 
 # --- redaction -------------------------------------------------------------
 
 # --- circuit breaker -------------------------------------------------------
+# Agreed: observable gauge "amas.breaker.state" unit "{state}" (attrs amas.breaker.name,
+# amas.breaker.state = closed|open|half_open; 1 for the current state, 0 otherwise);
+# observable counter "amas.breaker.calls" unit "{call}" (attrs amas.breaker.name,
+# amas.breaker.outcome = success|failure|timeout|rejected).
 
 # --- error recovery --------------------------------------------------------
+# Agreed: counter "amas.recovery.attempts" (attrs amas.recovery.strategy, amas.recovery.outcome, error.type).
 
 # --- health ----------------------------------------------------------------
+# Agreed: observable gauge "amas.health.check.status" unit "{status}" (attrs amas.health.check.name,
+# amas.health.check.critical = true|false; value 1 healthy, 0.5 degraded, 0 unhealthy);
+# histogram "amas.health.check.duration" unit "s".
 
 # --- metrics service / http ------------------------------------------------
+# Agreed: histogram "http.server.request.duration" unit "s" (attrs http.request.method, http.route,
+# http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
 # --- rate limiting ---------------------------------------------------------
+# Agreed: counter "amas.ratelimit.rejections" unit "{request}".
