@@ -1,0 +1,142 @@
+"""The ``amas-otel`` command: inspect configuration, the project root, and the telemetry path.
+
+::
+
+    amas-otel config [--json]          resolved settings, secrets masked, with the source of each value
+    amas-otel project-root [PATH]      the detected project root and the resource it yields
+    amas-otel doctor                   is the collector reachable, is the Prometheus port free, which
+                                       instrumentations are active
+    amas-otel collector validate|run   check or run an OpenTelemetry Collector configuration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import urllib.parse
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from amas_otel.config import load_settings
+
+    settings = load_settings()
+    rows = settings.describe()
+    if args.json:
+        print(json.dumps([dict(zip(("key", "value", "source", "env"), row)) for row in rows], indent=2))
+        return 0
+    width = max(len(row[0]) for row in rows)
+    value_width = min(max(len(row[1]) for row in rows), 40)
+    for key, value, source, env in rows:
+        print(f"{key:<{width}}  {value:<{value_width}}  {source}" + (f"  [{env}]" if env and source == "default" else ""))
+    if settings.files:
+        print("\nfiles read: " + ", ".join(settings.files))
+    return 0
+
+
+def _cmd_project_root(args: argparse.Namespace) -> int:
+    from amas_otel.config import OtelSettings
+    from amas_otel.project_root import find_project_root, validate_project_structure
+    from amas_otel.resource import build_resource
+
+    root = find_project_root(args.path)
+    print(root)
+    if args.verbose:
+        print(f"valid project structure: {validate_project_structure(root)}")
+        for key, value in sorted(build_resource(OtelSettings(), project_root=root).attributes.items()):
+            print(f"  {key} = {value}")
+    return 0
+
+
+def _tcp_reachable(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """None when a TCP connection succeeds, else the reason it did not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from amas_otel.config import load_settings
+
+    settings = load_settings()
+    otel = settings.otel
+    problems = 0
+
+    def report(ok: bool, text: str) -> None:
+        nonlocal problems
+        problems += not ok
+        print(("ok    " if ok else "FAIL  ") + text)
+
+    uses_otlp = any("otlp" in otel.exporters(signal) for signal in ("traces", "metrics", "logs"))
+    if uses_otlp:
+        from amas_otel.sdk import _otlp_endpoint
+
+        url = urllib.parse.urlsplit(_otlp_endpoint(otel, "traces"))
+        port = url.port or (443 if url.scheme == "https" else 80)
+        reason = _tcp_reachable(url.hostname or "127.0.0.1", port)
+        report(reason is None, f"collector at {url.hostname}:{port} ({otel.otlp_protocol})" + (f": {reason}" if reason else " is reachable"))
+    else:
+        print("info  no OTLP exporter configured: metrics on the embedded Prometheus endpoint, logs on stdout")
+
+    if "prometheus" in otel.exporters("metrics"):
+        host, port = settings.metrics.prometheus_host, settings.metrics.prometheus_port
+        try:
+            with socket.socket() as probe:
+                probe.bind((host, port))
+            report(True, f"Prometheus port {host}:{port} is free (metrics at {settings.metrics.prometheus_path})")
+        except OSError as exc:
+            report(False, f"Prometheus port {host}:{port} is taken ({exc.strerror}); set PROMETHEUS_PORT")
+
+    from importlib.metadata import entry_points
+
+    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
+    for entry_point in sorted(entry_points(group="opentelemetry_instrumentor"), key=lambda e: e.name):
+        conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
+        state = f"inactive: {conflict}" if conflict else "active under amas-otel-instrument"
+        print(f"info  instrumentation {entry_point.name}: {state}")
+    return 1 if problems else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amas-otel", description="Inspect and operate amas-otel telemetry.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    config = commands.add_parser("config", help="show the resolved settings and where each came from")
+    config.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    config.set_defaults(func=_cmd_config)
+
+    root = commands.add_parser("project-root", help="show the detected project root")
+    root.add_argument("path", nargs="?", default=None, help="start directory (default: the working directory)")
+    root.add_argument("-v", "--verbose", action="store_true", help="also show the resource attributes it yields")
+    root.set_defaults(func=_cmd_project_root)
+
+    doctor = commands.add_parser("doctor", help="check the collector, the Prometheus port and instrumentations")
+    doctor.set_defaults(func=_cmd_doctor)
+
+    from amas_otel.collector import register_cli
+
+    register_cli(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from amas_otel.config import ConfigError
+    from amas_otel.project_root import ProjectRootError
+
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ProjectRootError) as exc:
+        print(f"amas-otel {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Entry points that make the stock ``opentelemetry-instrument`` use amas-otel.
+
+Registered as ``opentelemetry_distro`` and ``opentelemetry_configurator``
+named ``amas_otel``; select them with ``OTEL_PYTHON_DISTRO=amas_otel`` and
+``OTEL_PYTHON_CONFIGURATOR=amas_otel`` (``amas-otel-instrument`` sets both).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+from typing import Any
+
+from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+__all__ = ["AmasDistro", "AmasConfigurator", "INSTRUMENTOR_OPTIONS"]
+
+#: Per-instrumentation options amas-otel applies by default.  The FastAPI
+#: (ASGI) instrumentation otherwise opens a span for every receive and send
+#: message, which costs more than the request span itself.
+INSTRUMENTOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "fastapi": {"exclude_spans": ["receive", "send"]},
+    "starlette": {},
+}
+
+
+class AmasDistro(BaseDistro):
+    """Loads instrumentors with amas-otel's lean defaults."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        # Settings come from amas_otel.config when the configurator runs.
+        pass
+
+    def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
+        options = {**INSTRUMENTOR_OPTIONS.get(entry_point.name, {}), **kwargs}
+        entry_point.load()().instrument(**options)
+
+
+class AmasConfigurator(_BaseConfigurator):
+    """Runs :func:`amas_otel.configure` when auto-instrumentation starts."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        from amas_otel.sdk import configure
+
+        configure()
