@@ -176,7 +176,7 @@ class MetricsSettings:
     custom_metrics_enabled: bool = _f(True, "AMAS_CUSTOM_METRICS_ENABLED", "custom_metrics.enabled", "bool")
     #: Seconds between pushes of periodic metric readers (OTLP, console).
     custom_metrics_interval: float = _f(
-        60.0, "OTEL_METRIC_EXPORT_INTERVAL_SECONDS", "custom_metrics.interval", "float", minimum=0.0, exclusive=True
+        60.0, "AMAS_CUSTOM_METRICS_INTERVAL", "custom_metrics.interval", "float", minimum=0.0, exclusive=True
     )
 
 

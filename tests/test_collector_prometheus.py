@@ -1,0 +1,107 @@
+"""collector/: Prometheus scrape configs and alerting rules checked by the real promtool; docker-compose wiring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+COLLECTOR = REPO / "collector"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """PROMTOOL_BIN (scripts/test exports it), else the copy scripts/test unpacks into .cache/."""
+    candidate = os.environ.get("PROMTOOL_BIN") or str(REPO / ".cache" / "prometheus" / "usr" / "bin" / "promtool")
+    if not os.access(candidate, os.X_OK):
+        message = f"promtool not found at {candidate!r}; run ./scripts/test or set PROMTOOL_BIN"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return candidate
+
+
+def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool, *args], check=False, cwd=COLLECTOR, capture_output=True, text=True, timeout=60)
+
+
+def test_alert_rules_pass_promtool_check_rules(promtool: str) -> None:
+    done = _promtool(promtool, "check", "rules", "alerts.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 7 rules found" in done.stdout
+
+
+def test_alert_rules_unit_tests_pass(promtool: str) -> None:
+    done = _promtool(promtool, "test", "rules", "rules.test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_alert_rule_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
+    """The unit tests assert something: with the breaker alert's threshold broken they fail."""
+    (tmp_path / "alerts.yml").write_text((COLLECTOR / "alerts.yml").read_text().replace(
+        '{amas_breaker_state="open"}) == 1', '{amas_breaker_state="open"}) == 2'))
+    (tmp_path / "rules.test.yml").write_text((COLLECTOR / "rules.test.yml").read_text())
+    done = subprocess.run([promtool, "test", "rules", "rules.test.yml"], check=False, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "AmasCircuitBreakerOpen" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
+def test_scrape_configs_pass_promtool_check_config(promtool: str, config: str) -> None:
+    done = _promtool(promtool, "check", "config", config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout and "1 rule files found" in done.stdout
+
+
+def test_every_required_alert_is_defined() -> None:
+    rules = yaml.safe_load((COLLECTOR / "alerts.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for name, metric in {
+        "AmasCircuitBreakerOpen": "amas_breaker_state",
+        "AmasReadinessFailing": "amas_health_check_status",
+        "AmasHighErrorRatio": "http_server_request_duration_seconds_count",
+        "AmasRateLimitRejections": "amas_ratelimit_rejections_total",
+        "AmasOtelCollectorDown": 'up{job="otel-collector"}',
+    }.items():
+        assert metric in alerts[name]["expr"], name
+        assert alerts[name]["labels"]["severity"] in ("critical", "warning")
+    tested = {
+        case["alertname"]
+        for test in yaml.safe_load((COLLECTOR / "rules.test.yml").read_text())["tests"]
+        for case in test["alert_rule_test"]
+    }
+    assert tested == set(alerts), "every alert has a promtool unit test"
+
+
+def test_docker_compose_wiring() -> None:
+    compose = yaml.safe_load((COLLECTOR / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"otel-collector", "prometheus", "app"}
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (COLLECTOR / source).resolve().exists(), volume
+    collector_config = yaml.safe_load((REPO / "otel-collector.yaml").read_text())
+    assert services["otel-collector"]["environment"]["AMAS_COLLECTOR_HOST"] == "0.0.0.0"
+    published = {port.rsplit(":", 1)[1] for port in services["otel-collector"]["ports"]}
+    listening = {
+        collector_config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"],
+        collector_config["receivers"]["otlp"]["protocols"]["http"]["endpoint"],
+        collector_config["exporters"]["prometheus"]["endpoint"],
+        collector_config["extensions"]["health_check"]["endpoint"],
+    }
+    assert published == {endpoint.rsplit(":", 1)[1] for endpoint in listening}
+    assert all(port.startswith("127.0.0.1:") for s in services.values() for port in s.get("ports", []))
+    app = services["app"]
+    assert app["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    dockerfile = (REPO / app["build"]["context"].replace("..", ".") / app["build"]["dockerfile"]).read_text()
+    assert '"amas-otel-instrument", "uvicorn", "examples.app:app"' in dockerfile
+    prometheus_volumes = services["prometheus"]["volumes"]
+    assert "./prometheus.compose.yml:/etc/prometheus/prometheus.yml:ro" in prometheus_volumes
+    assert "./alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus_volumes
