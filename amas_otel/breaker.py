@@ -1,0 +1,790 @@
+"""Circuit breakers whose state and call counts are OpenTelemetry signals.
+
+>>> breaker = get_circuit_breaker_service().create_breaker("payments", CircuitBreakerConfig(failure_threshold=3))
+>>> breaker.call(charge, card)                 # sync callable
+>>> await breaker.call(fetch_quote, "EUR")     # coroutine function
+>>> @circuit_breaker("payments")
+... async def charge(card): ...
+>>> with breaker.guard(): ...                  # or ``async with breaker.guard():``
+
+States
+    CLOSED lets every call through and counts consecutive failures; at
+    ``failure_threshold`` it OPENs.  OPEN rejects calls with
+    :class:`CircuitBreakerOpenException` (``retry_after`` = seconds until the
+    next trial).  Once ``recovery_timeout`` has passed, the next call moves it
+    to HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls at
+    a time (others are rejected); ``success_threshold`` trial successes CLOSE
+    it, one trial failure OPENs it again.  Transitions happen on calls: an
+    OPEN breaker nobody calls stays OPEN.
+
+Outcomes
+    An exception counts as a failure when it is an instance of
+    ``failure_exceptions`` and not of ``ignored_exceptions``.  Any other
+    ``Exception`` means the dependency answered (a 404, a validation error) and
+    counts as a success.  ``BaseException``\\ s that are not ``Exception``\\ s
+    (cancellation, ``KeyboardInterrupt``) count as neither ("interrupted").
+
+Timeouts (``timeout`` seconds, ``None`` for none) — a timeout is a failure
+    *async*: the call is cancelled at the deadline (like :func:`asyncio.timeout`)
+    and :class:`CircuitBreakerTimeoutError` (a :class:`TimeoutError`) is raised.
+    The clock starts when the call first suspends; a coroutine that finishes
+    without suspending never arms a timer, which keeps the fast path cheap.
+    *sync*: Python cannot interrupt a running function, and running it in a
+    worker thread would leave it running anyway, so the call is measured: a
+    call that overran still returns its result (or raises its exception) — it
+    is not silently repeated or discarded, which matters for calls with side
+    effects — but is counted as a ``timeout`` failure.  To actually bound
+    blocking I/O, give the client its own timeout (the requests integration in
+    :mod:`amas_otel.breaker_requests` passes the breaker's timeout to requests).
+
+Telemetry
+    ``amas.breaker.state`` (observable gauge) and ``amas.breaker.calls``
+    (observable counter, by outcome) are read from each breaker's own counters
+    when metrics are collected: the call path touches no instrument.  Every
+    state transition adds an ``amas.breaker.state_change`` event to the current
+    span (or to a short ``amas.breaker.transition`` span when none is
+    recording) and logs a structured record.  Telemetry failures are logged
+    and never reach the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import inspect
+import itertools
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from amas_otel.config import ConfigError, get_settings
+from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
+
+__all__ = [
+    "CircuitState",
+    "CircuitBreakerConfig",
+    "CircuitBreaker",
+    "CircuitBreakerOpenException",
+    "CircuitBreakerTimeoutError",
+    "CircuitBreakerService",
+    "get_circuit_breaker_service",
+    "circuit_breaker",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_monotonic = time.monotonic
+_CO_COROUTINE = inspect.CO_COROUTINE
+
+
+class CircuitState(str, enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+_CLOSED, _OPEN, _HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+
+class CircuitBreakerOpenException(Exception):
+    """The breaker rejected the call without running it.
+
+    ``retry_after`` is the number of seconds until the breaker admits a trial
+    call (0 when it is HALF_OPEN and all trial slots are taken).
+    """
+
+    def __init__(self, breaker_name: str, retry_after: float) -> None:
+        self.breaker_name = breaker_name
+        self.retry_after = max(0.0, retry_after)
+        super().__init__(f"circuit breaker {breaker_name!r} is open; retry in {self.retry_after:.3f}s")
+
+
+class CircuitBreakerTimeoutError(TimeoutError):
+    """An async call ran past the breaker's ``timeout`` and was cancelled."""
+
+    def __init__(self, breaker_name: str, timeout: float) -> None:
+        self.breaker_name = breaker_name
+        self.timeout = timeout
+        super().__init__(f"call through circuit breaker {breaker_name!r} exceeded its {timeout}s timeout")
+
+
+def _setting(name: str) -> Callable[[], Any]:
+    return lambda: getattr(get_settings().circuit_breaker, name)
+
+
+def _exception_classes(argument: str, value: Any) -> tuple[type[BaseException], ...]:
+    classes = (value,) if isinstance(value, type) else tuple(value)
+    bad = [c for c in classes if not (isinstance(c, type) and issubclass(c, BaseException))]
+    if bad:
+        raise ConfigError([f"CircuitBreakerConfig.{argument}: {bad[0]!r} is not an exception class; expected exception classes"])
+    return classes
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig:
+    """Breaker behaviour.  Unset fields take the ``CIRCUIT_BREAKER_*`` settings.
+
+    ``timeout=None`` disables the per-call timeout.  ``enabled=False`` keeps
+    the breaker CLOSED whatever happens (calls are still counted).
+    """
+
+    failure_threshold: int = field(default_factory=_setting("failure_threshold"))
+    recovery_timeout: float = field(default_factory=_setting("recovery_timeout"))
+    success_threshold: int = field(default_factory=_setting("success_threshold"))
+    timeout: float | None = field(default_factory=_setting("timeout"))
+    failure_exceptions: tuple[type[BaseException], ...] = (Exception,)
+    ignored_exceptions: tuple[type[BaseException], ...] = ()
+    half_open_max_calls: int = 1
+    enabled: bool = field(default_factory=_setting("enabled"))
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("failure_threshold", "success_threshold", "half_open_max_calls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"CircuitBreakerConfig.{name}: {value!r} is invalid; expected an integer >= 1")
+        value = self.recovery_timeout
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            problems.append(f"CircuitBreakerConfig.recovery_timeout: {value!r} is invalid; expected seconds >= 0")
+        value = self.timeout
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            problems.append(f"CircuitBreakerConfig.timeout: {value!r} is invalid; expected seconds > 0 or None")
+        if problems:
+            raise ConfigError(problems)
+        object.__setattr__(self, "failure_exceptions", _exception_classes("failure_exceptions", self.failure_exceptions))
+        object.__setattr__(self, "ignored_exceptions", _exception_classes("ignored_exceptions", self.ignored_exceptions))
+
+
+class _Phase:
+    """One stay in a state.  A call remembers the phase it was admitted in, so
+    a late result from an earlier phase never moves the current one."""
+
+    __slots__ = ("state", "since", "failures", "successes", "in_flight")
+
+    def __init__(self, state: CircuitState) -> None:
+        self.state = state
+        self.since = _monotonic()
+        self.failures = 0  # consecutive, in CLOSED
+        self.successes = 0  # trial successes, in HALF_OPEN
+        self.in_flight = 0  # admitted trials, in HALF_OPEN
+
+
+def _count(counter: itertools.count) -> int:
+    # itertools.count is the only lock-free exact counter CPython has
+    # (``next`` is atomic); its repr is "count(N)".
+    return int(repr(counter)[6:-1])
+
+
+#: Async callables whose call() closure is kept per breaker (a bound on per-call lambdas).
+_RUNNER_CACHE_SIZE = 256
+_SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = "success", "failure", "timeout", "interrupted"
+
+
+class CircuitBreaker:
+    """A named circuit breaker.  Thread-safe and asyncio-safe; see the module docs."""
+
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError([f"CircuitBreaker name: {name!r} is invalid; expected a non-empty string"])
+        if config is not None and not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError([f"CircuitBreaker config: {config!r} is invalid; expected a CircuitBreakerConfig"])
+        self.name = name
+        self.config = config = config or CircuitBreakerConfig()
+        self._timeout = config.timeout
+        self._lock = threading.Lock()
+        self._phase = _Phase(_CLOSED)
+        self._ok = itertools.count()
+        self._failed = itertools.count()
+        self._timed_out = itertools.count()
+        self._rejected = itertools.count()
+        self._interrupted = itertools.count()
+        self._transitions = 0
+        self._last_failure: str | None = None
+        self._tracer_provider = tracer_provider
+        self._runners: dict[Any, Callable[..., Awaitable[Any]]] = {}
+        _instruments_for(meter_provider).add(self)
+
+    # --- public API -------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        return self._phase.state
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` through the breaker.
+
+        For a coroutine function (or a partial of one) this returns a
+        coroutine to ``await``; otherwise it runs the call and returns its result.
+        Raises :class:`CircuitBreakerOpenException` when the call is rejected.
+        """
+        try:
+            is_async = fn.__code__.co_flags & _CO_COROUTINE
+        except AttributeError:  # partials, callable objects
+            is_async = inspect.iscoroutinefunction(fn)
+        if is_async:
+            runner = self._runners.get(fn)
+            if runner is None:
+                if len(self._runners) >= _RUNNER_CACHE_SIZE:
+                    self._runners.clear()
+                runner = self._runners[fn] = _async_runner(self, fn)
+            return runner(*args, **kwargs)
+        return self._call_sync(fn, args, kwargs)
+
+    def guard(self) -> _Guard:
+        """Context manager form: ``with breaker.guard():`` or ``async with breaker.guard():``.
+
+        Raises :class:`CircuitBreakerOpenException` on entry when rejected; the
+        block's exception (or its absence) is the call's outcome.  ``async with``
+        cancels the block at the timeout; ``with`` measures it.
+        """
+        return _Guard(self)
+
+    def retry_after(self) -> float:
+        """Seconds until an OPEN breaker admits a trial call (0 when not OPEN)."""
+        phase = self._phase
+        if phase.state is not _OPEN:
+            return 0.0
+        return max(0.0, phase.since + self.config.recovery_timeout - _monotonic())
+
+    def reset(self) -> None:
+        """Close the breaker and forget consecutive failures (totals are kept: they are counters)."""
+        self._move_to(_CLOSED, force=True)
+
+    def force_open(self) -> None:
+        """Open the breaker now; it admits a trial after ``recovery_timeout``."""
+        self._move_to(_OPEN, force=True)
+
+    def get_stats(self) -> dict[str, Any]:
+        phase = self._phase
+        ok, failed, timed_out = _count(self._ok), _count(self._failed), _count(self._timed_out)
+        rejected, interrupted = _count(self._rejected), _count(self._interrupted)
+        cfg = self.config
+        return {
+            "name": self.name,
+            "state": phase.state.value,
+            "state_age_seconds": _monotonic() - phase.since,
+            "retry_after": self.retry_after(),
+            "consecutive_failures": phase.failures,
+            "half_open_successes": phase.successes,
+            "half_open_in_flight": phase.in_flight,
+            "transitions": self._transitions,
+            "calls": ok + failed + timed_out + interrupted,
+            "successes": ok,
+            "failures": failed,
+            "timeouts": timed_out,
+            "rejections": rejected,
+            "interrupted": interrupted,
+            "last_failure": self._last_failure,
+            "config": {
+                "failure_threshold": cfg.failure_threshold,
+                "recovery_timeout": cfg.recovery_timeout,
+                "success_threshold": cfg.success_threshold,
+                "timeout": cfg.timeout,
+                "half_open_max_calls": cfg.half_open_max_calls,
+                "enabled": cfg.enabled,
+            },
+        }
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker {self.name!r} {self._phase.state.value}>"
+
+    # --- call paths ----------------------------------------------------------
+    # The CLOSED path reads one attribute, calls, bumps one lock-free counter.
+
+    def _call_sync(self, fn: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+        phase = self._phase
+        trial = False
+        if phase.state is not _CLOSED:
+            phase, trial = self._admit()
+        start = _monotonic()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._settle(phase, trial, self._classify(exc, start))
+            raise
+        timeout = self._timeout
+        if trial or (timeout is not None and _monotonic() - start > timeout):
+            self._settle(phase, trial, self._classify(None, start))
+        else:
+            next(self._ok)
+            if phase.failures:
+                self._clear_failures(phase)
+        return result
+
+    # --- state machine ---------------------------------------------------------
+
+    def _admit(self) -> tuple[_Phase, bool]:
+        """Admission outside CLOSED: returns (phase, is_trial) or raises when rejected."""
+        change = None
+        with self._lock:
+            phase = self._phase
+            if phase.state is _OPEN:
+                wait = phase.since + self.config.recovery_timeout - _monotonic()
+                if wait > 0:
+                    next(self._rejected)
+                    raise CircuitBreakerOpenException(self.name, wait)
+                change = self._enter(_HALF_OPEN)
+                phase = self._phase
+            if phase.state is _HALF_OPEN:
+                if phase.in_flight >= self.config.half_open_max_calls:
+                    next(self._rejected)
+                    raise CircuitBreakerOpenException(self.name, 0.0)
+                phase.in_flight += 1
+                trial = True
+            else:
+                trial = False
+        if change:
+            self._announce(*change)
+        return phase, trial
+
+    def _classify(self, exc: BaseException | None, start: float | None) -> str:
+        """Outcome of a finished call: ``exc`` is what it raised, ``start`` its sync start time."""
+        if isinstance(exc, Exception) or exc is None:
+            if exc is not None and isinstance(exc, self.config.failure_exceptions) and not isinstance(
+                exc, self.config.ignored_exceptions
+            ):
+                self._last_failure = type(exc).__qualname__
+                return _FAILURE
+            timeout = self._timeout
+            if start is not None and timeout is not None and _monotonic() - start > timeout:
+                self._last_failure = "timeout"
+                return _TIMEOUT
+            return _SUCCESS
+        return _INTERRUPTED
+
+    def _settle(self, phase: _Phase, trial: bool, outcome: str) -> None:
+        if outcome is _SUCCESS:
+            next(self._ok)
+        elif outcome is _FAILURE:
+            next(self._failed)
+        elif outcome is _TIMEOUT:
+            next(self._timed_out)
+        else:
+            next(self._interrupted)
+        change = None
+        failed = outcome is _FAILURE or outcome is _TIMEOUT
+        with self._lock:
+            if trial:
+                phase.in_flight -= 1
+            if phase is self._phase and outcome is not _INTERRUPTED:
+                if phase.state is _CLOSED:
+                    if not failed:
+                        phase.failures = 0
+                    else:
+                        phase.failures += 1
+                        if phase.failures >= self.config.failure_threshold and self.config.enabled:
+                            change = self._enter(_OPEN)
+                elif phase.state is _HALF_OPEN and trial:
+                    if failed:
+                        change = self._enter(_OPEN)
+                    else:
+                        phase.successes += 1
+                        if phase.successes >= self.config.success_threshold:
+                            change = self._enter(_CLOSED)
+        if change:
+            self._announce(*change)
+
+    def _clear_failures(self, phase: _Phase) -> None:
+        with self._lock:
+            if phase is self._phase:
+                phase.failures = 0
+
+    def _enter(self, state: CircuitState) -> tuple[_Phase, _Phase]:
+        """Start a new phase; the caller holds the lock and announces the change after releasing it."""
+        old = self._phase
+        self._phase = new = _Phase(state)
+        self._transitions += 1
+        return old, new
+
+    def _move_to(self, state: CircuitState, *, force: bool) -> None:
+        with self._lock:
+            old = self._phase
+            change = self._enter(state) if force or old.state is not state else None
+        if change and old.state is not state:
+            self._announce(*change)
+
+    def _announce(self, old: _Phase, new: _Phase) -> None:
+        """Span event + structured log for a transition.  Never raises."""
+        attributes = {
+            _S.NAME: self.name,
+            _S.PREVIOUS_STATE: old.state.value,
+            _S.STATE: new.state.value,
+            _S.FAILURES: old.failures,
+        }
+        if new.state is _OPEN:
+            attributes[_S.RETRY_AFTER] = float(self.config.recovery_timeout)
+        try:
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.add_event(_S.STATE_CHANGE_EVENT, attributes)
+            else:
+                tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=self._tracer_provider)
+                with tracer.start_as_current_span(_S.TRANSITION_SPAN, attributes={_S.NAME: self.name}) as own:
+                    own.add_event(_S.STATE_CHANGE_EVENT, attributes)
+        except Exception:  # noqa: BLE001 - telemetry must not break the call
+            _internal_log().debug("amas_otel: breaker span event failed", exc_info=True)
+        try:
+            from amas_otel.logging import get_logger
+
+            log = get_logger("amas_otel.breaker", component="circuit_breaker")
+            emit = log.warning if new.state is _OPEN else log.info
+            emit(
+                "circuit breaker state changed",
+                event_name=_S.STATE_CHANGE_EVENT,
+                breaker=self.name,
+                previous_state=old.state.value,
+                state=new.state.value,
+                consecutive_failures=old.failures,
+                last_failure=self._last_failure,
+                retry_after=attributes.get(_S.RETRY_AFTER),
+            )
+        except Exception:  # noqa: BLE001
+            _internal_log().debug("amas_otel: breaker log record failed", exc_info=True)
+
+
+def _internal_log() -> Any:
+    import logging
+
+    return logging.getLogger("amas_otel.breaker")
+
+
+def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The async call path, as a closure so a decorated coroutine function costs one coroutine, not two."""
+
+    async def run_through_breaker(*args: Any, **kwargs: Any) -> Any:
+        phase = breaker._phase
+        trial = False
+        if phase.state is not _CLOSED:
+            phase, trial = breaker._admit()
+        timeout = breaker._timeout
+        # ``deadline`` is read from this frame by the loop's _Sweeper: the
+        # call path itself arms no timer and looks up no task.
+        deadline = None
+        if timeout is not None:
+            deadline = _monotonic() + timeout
+            sweeper = _thread.sweeper
+            if sweeper is None or deadline < sweeper.next_at or not sweeper.loop_running():
+                _Sweeper.watch(deadline)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if deadline is not None and exc.__class__ is asyncio.CancelledError and _Sweeper.claim_expiry():
+                breaker._settle(phase, trial, _TIMEOUT)
+                raise CircuitBreakerTimeoutError(breaker.name, timeout) from None  # type: ignore[arg-type]
+            breaker._settle(phase, trial, breaker._classify(exc, None))
+            raise
+        if trial:
+            breaker._settle(phase, trial, _SUCCESS)
+        else:
+            next(breaker._ok)
+            if phase.failures:
+                breaker._clear_failures(phase)
+        return result
+
+    return run_through_breaker
+
+
+_RUN_ASYNC_CODE = _async_runner(None, None).__code__  # type: ignore[arg-type]
+
+
+class _Sweeper:
+    """Times out async breaker calls on one event loop, one timer for all of them.
+
+    Calls register nothing: each keeps its deadline in a local of its
+    ``run_through_breaker`` frame.  The sweeper fires at the earliest deadline it knows
+    of, walks the loop's tasks' await chains to find breaker frames, cancels
+    the tasks whose deadline has passed (remembering those frames so the call
+    reports a timeout rather than a cancellation) and re-arms itself at the
+    next deadline still in flight — so a busy breaker costs one walk per
+    ``timeout`` period, and an idle loop none.
+    """
+
+    __slots__ = ("loop", "loop_running", "next_at", "handle", "expired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        # False once the loop stopped: a new loop on this thread needs a new sweeper.
+        self.loop_running = loop.is_running
+        self.next_at = float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+        self.expired: set[int] = set()
+
+    @staticmethod
+    def watch(deadline: float) -> None:
+        """Make sure this thread's running loop sweeps no later than ``deadline``."""
+        loop = asyncio.get_running_loop()
+        sweeper = _thread.sweeper
+        if sweeper is None or sweeper.loop is not loop:
+            sweeper = _thread.sweeper = _Sweeper(loop)
+        if deadline < sweeper.next_at:
+            sweeper.schedule(deadline)
+
+    @staticmethod
+    def claim_expiry() -> bool:
+        """In ``run_through_breaker``'s except block: was this cancellation our timeout?"""
+        sweeper = _thread.sweeper
+        frame_id = id(sys._getframe(1))  # noqa: SLF001 - the breaker frame being unwound
+        if sweeper is None or frame_id not in sweeper.expired:
+            return False
+        sweeper.expired.discard(frame_id)
+        task = asyncio.current_task()
+        # Someone else cancelled too: that cancellation wins, as with asyncio.timeout.
+        return task is None or task.uncancel() == 0
+
+    def schedule(self, when: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.next_at = when
+        # call_later, not call_at: uvloop's clock has another epoch than time.monotonic.
+        self.handle = self.loop.call_later(max(0.0, when - _monotonic()), self.sweep)
+
+    def sweep(self) -> None:
+        self.handle = None
+        self.next_at = float("inf")
+        now = _monotonic()
+        nearest = float("inf")
+        still_expired: set[int] = set()
+        for task in asyncio.all_tasks(self.loop):
+            awaited: Any = task.get_coro()
+            while awaited is not None:
+                if getattr(awaited, "cr_code", None) is _RUN_ASYNC_CODE and awaited.cr_frame is not None:
+                    frame = awaited.cr_frame
+                    deadline = frame.f_locals.get("deadline")
+                    if deadline is not None:
+                        if deadline <= now:
+                            if id(frame) not in self.expired:
+                                task.cancel()
+                            still_expired.add(id(frame))
+                        elif deadline < nearest:
+                            nearest = deadline
+                awaited = (
+                    getattr(awaited, "cr_await", None)
+                    or getattr(awaited, "gi_yieldfrom", None)
+                    or getattr(awaited, "ag_await", None)
+                )
+        self.expired = still_expired
+        if nearest != float("inf"):
+            self.schedule(nearest)
+
+
+class _ThreadSweeper(threading.local):
+    sweeper: _Sweeper | None = None
+
+
+#: The sweeper of the loop running (or last run) on each thread.
+_thread = _ThreadSweeper()
+
+
+class _Guard:
+    """One use of ``breaker.guard()``."""
+
+    __slots__ = ("_breaker", "_phase", "_trial", "_start", "_limit")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._limit: asyncio.Timeout | None = None
+
+    def __enter__(self) -> CircuitBreaker:
+        breaker = self._breaker
+        phase = breaker._phase
+        self._phase, self._trial = (phase, False) if phase.state is _CLOSED else breaker._admit()
+        self._start = _monotonic()
+        return breaker
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        breaker = self._breaker
+        breaker._settle(self._phase, self._trial, breaker._classify(exc, self._start))
+
+    async def __aenter__(self) -> CircuitBreaker:
+        breaker = self.__enter__()
+        if breaker._timeout is not None:
+            self._limit = asyncio.timeout(breaker._timeout)
+            await self._limit.__aenter__()
+        return breaker
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        breaker, limit = self._breaker, self._limit
+        if limit is not None:
+            try:
+                await limit.__aexit__(exc_type, exc, tb)
+            except TimeoutError as timed_out:  # raised only when our deadline expired
+                breaker._settle(self._phase, self._trial, _TIMEOUT)
+                raise CircuitBreakerTimeoutError(breaker.name, breaker._timeout) from timed_out  # type: ignore[arg-type]
+        breaker._settle(self._phase, self._trial, breaker._classify(exc, None))
+
+
+# --- observable instruments ---------------------------------------------------
+
+
+class _Instruments:
+    """The two observable instruments of one meter provider, reporting every breaker made with it."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        meter.create_observable_gauge(
+            _S.STATE_METRIC,
+            callbacks=[self._observe_state],
+            unit=_S.STATE_UNIT,
+            description="Circuit breaker state: 1 for the current state, 0 for the others",
+        )
+        meter.create_observable_counter(
+            _S.CALLS_METRIC,
+            callbacks=[self._observe_calls],
+            unit=_S.CALLS_UNIT,
+            description="Calls through a circuit breaker by outcome (success, failure, timeout, rejected)",
+        )
+
+    def add(self, breaker: CircuitBreaker) -> None:
+        with self._lock:
+            self._breakers.add(breaker)
+
+    def _snapshot(self) -> list[CircuitBreaker]:
+        with self._lock:
+            return list(self._breakers)
+
+    def _observe_state(self, options: CallbackOptions) -> Iterable[Observation]:
+        for breaker in self._snapshot():
+            current = breaker._phase.state
+            for state in CircuitState:
+                yield Observation(1 if state is current else 0, {_S.NAME: breaker.name, _S.STATE: state.value})
+
+    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        for breaker in self._snapshot():
+            for outcome, counter in (
+                ("success", breaker._ok),
+                ("failure", breaker._failed),
+                ("timeout", breaker._timed_out),
+                ("rejected", breaker._rejected),
+            ):
+                yield Observation(_count(counter), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
+
+
+_instruments: dict[int, tuple[Any, _Instruments]] = {}
+_instruments_lock = threading.Lock()
+
+
+def _instruments_for(meter_provider: metrics.MeterProvider | None) -> _Instruments:
+    key = id(meter_provider)
+    with _instruments_lock:
+        entry = _instruments.get(key)
+        if entry is None or entry[0] is not meter_provider:
+            from amas_otel import __version__
+
+            meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
+            entry = _instruments[key] = (meter_provider, _Instruments(meter))
+        return entry[1]
+
+
+# --- service and decorator ----------------------------------------------------
+
+
+class CircuitBreakerService:
+    """A registry of named breakers sharing telemetry providers."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def create_breaker(self, name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
+        """Create breaker ``name``.  Asking again for an existing name returns it when
+        ``config`` is None or equal to its config, and raises ``ValueError`` otherwise."""
+        with self._lock:
+            existing = self._breakers.get(name)
+            if existing is not None:
+                if config is not None and config != existing.config:
+                    raise ValueError(
+                        f"circuit breaker {name!r} already exists with {existing.config}; "
+                        f"cannot create it again with {config}"
+                    )
+                return existing
+            breaker = CircuitBreaker(
+                name, config, tracer_provider=self._tracer_provider, meter_provider=self._meter_provider
+            )
+            self._breakers[name] = breaker
+            return breaker
+
+    def get_breaker(self, name: str) -> CircuitBreaker | None:
+        return self._breakers.get(name)
+
+    def list_breakers(self) -> list[str]:
+        with self._lock:
+            return sorted(self._breakers)
+
+    def get_all_stats(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            breakers = list(self._breakers.values())
+        return {breaker.name: breaker.get_stats() for breaker in breakers}
+
+    def reset(self, name: str) -> None:
+        """Close breaker ``name``; ``KeyError`` naming the known breakers when there is none."""
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            raise KeyError(f"no circuit breaker named {name!r}; known: {', '.join(self.list_breakers()) or 'none'}")
+        breaker.reset()
+
+    def reset_all(self) -> None:
+        with self._lock:
+            breakers = list(self._breakers.values())
+        for breaker in breakers:
+            breaker.reset()
+
+
+_service: CircuitBreakerService | None = None
+_service_lock = threading.Lock()
+
+
+def get_circuit_breaker_service() -> CircuitBreakerService:
+    """The process-wide service (global tracer and meter providers)."""
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                _service = CircuitBreakerService()
+    return _service
+
+
+def circuit_breaker(
+    name: str, config: CircuitBreakerConfig | None = None, *, service: CircuitBreakerService | None = None
+) -> Callable[[_F], _F]:
+    """Decorate a sync or async function so every call goes through breaker ``name``
+    (created in ``service``, default the global one, on first use of the name)."""
+    breaker = (service or get_circuit_breaker_service()).create_breaker(name, config)
+
+    def decorate(fn: _F) -> _F:
+        if inspect.iscoroutinefunction(fn):
+            async_wrapper = functools.wraps(fn)(_async_runner(breaker, fn))
+            async_wrapper.circuit_breaker = breaker  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
+
+        call_sync = breaker._call_sync
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return call_sync(fn, args, kwargs)
+
+        wrapper.circuit_breaker = breaker  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

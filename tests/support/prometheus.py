@@ -1,0 +1,121 @@
+"""A real Prometheus server for end-to-end tests.
+
+>>> server = start(["127.0.0.1:9464"], tmp_path)     # scrapes every second
+>>> server.wait_for('amas_breaker_state{amas_breaker_state="open"} == 1')
+>>> server.stop()
+
+The binary comes from ``$PROMETHEUS_BIN`` (``scripts/test`` sets it); a
+missing binary is a test failure, never a skip.  Storage and config live in
+``tmp_path``; the server listens on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PrometheusServer", "start"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrometheusServer:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; returns the ``data.result`` vector."""
+        address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(address, timeout=5) as response:
+            body = json.load(response)
+        if body.get("status") != "success":
+            raise AssertionError(f"query {promql!r} failed: {body}")
+        return body["data"]["result"]
+
+    def wait_for(self, promql: str, *, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Poll ``promql`` until it returns a non-empty vector (AssertionError after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        result: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            result = self.query(promql)
+            if result:
+                return result
+            time.sleep(0.25)
+        raise AssertionError(f"{promql!r} still empty after {timeout}s; server log:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def __enter__(self) -> PrometheusServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = "/metrics") -> PrometheusServer:
+    """Start Prometheus scraping ``host:port`` targets every second; waits until it is ready."""
+    binary = os.environ.get("PROMETHEUS_BIN")
+    if not binary or not Path(binary).exists():
+        raise AssertionError(
+            f"PROMETHEUS_BIN={binary!r} is not a Prometheus binary; run ./scripts/test or export "
+            "PROMETHEUS_BIN=.cache/prometheus/usr/bin/prometheus"
+        )
+    targets = ", ".join(json.dumps(t) for t in scrape_targets)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: amas\n"
+        f"    metrics_path: {json.dumps(metrics_path)}\n"
+        f"    static_configs:\n      - targets: [{targets}]\n"
+    )
+    port = _free_port()
+    log_path = tmp_path / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = PrometheusServer(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"prometheus exited with {process.returncode}:\n{server.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"prometheus not ready after 30s:\n{server.log()[-3000:]}")
