@@ -1,0 +1,453 @@
+"""One call to instrument a FastAPI application.
+
+>>> app = FastAPI()
+>>> instrument_app(app, rate_limiter=RateLimiter(requests_per_minute=600, burst_size=50))
+
+wires, outermost first:
+
+1. ``amas_otel.logging.CorrelationMiddleware`` (correlation id from
+   ``X-Correlation-ID`` or baggage, echoed on the response).
+2. :class:`RequestTelemetryMiddleware`: one server span per request (no
+   per-message spans), ``http.server.request.duration`` with the route
+   *template*, request logs, JSON 500s.  ``tracing="otel"`` uses
+   OpenTelemetry's ``FastAPIInstrumentor`` for the spans instead (with
+   ``exclude_spans=["receive", "send"]`` and its own HTTP metrics off).  Either
+   way one place records the duration, so Prometheus never sees two families
+   of that name.
+3. Rate limiting (:class:`amas_otel.ratelimit.RateLimitMiddleware`), when a limiter is given.
+
+plus the health router (``amas_otel.health.health_router``), the metrics
+endpoint (Prometheus text at ``PROMETHEUS_METRICS_PATH``) and exception
+handlers mapping validation → 400, authentication → 401, authorization → 403,
+rate limit → 429, open circuit breaker → 503 (both with ``Retry-After``), and
+anything unexpected → 500.  Every error body is JSON
+(:func:`amas_otel.errors.error_body`) with the correlation id and nothing internal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
+from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
+from amas_otel.semconv import ERROR_TYPE, HttpAttr
+from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
+
+__all__ = ["instrument_app", "RequestTelemetryMiddleware"]
+
+_log = logging.getLogger("amas_otel.fastapi")
+
+_LOG_MODES = ("all", "errors", "none")
+_TRACING_MODES = ("lean", "otel", "off")
+_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+# OTel HTTP server span attributes (semantic conventions, stable).
+_A_METHOD, _A_ROUTE, _A_STATUS = HttpAttr.REQUEST_METHOD, HttpAttr.ROUTE, HttpAttr.RESPONSE_STATUS_CODE
+_A_PATH, _A_SCHEME = "url.path", "url.scheme"
+_A_PROTOCOL, _A_CLIENT, _A_SERVER, _A_PORT = "network.protocol.version", "client.address", "server.address", "server.port"
+_A_USER_AGENT = "user_agent.original"
+
+
+class RequestTelemetryMiddleware:
+    """Pure ASGI middleware: a server span, ``http.server.request.duration``, request logs, JSON 500s.
+
+    One layer, one ``send`` wrapper, for everything per request:
+
+    * ``tracer`` (optional): a SERVER span per request, parent taken from the
+      incoming ``traceparent``/``baggage`` by the global propagator, named
+      ``{method} {route}`` once routing has matched, with the HTTP semantic
+      convention attributes; 5xx sets status ERROR.  No per-message spans.
+    * ``service``: the duration histogram, with the matched route's template
+      (``scope["route"].path``: ``/api/orders/42`` → ``/api/orders/{order_id}``);
+      unmatched requests carry no route.  ``service=None`` records nothing
+      (another layer records the metric).
+    * ``log_requests``: ``"all"`` (one line per request), ``"errors"`` (5xx and
+      unhandled exceptions) or ``"none"``.
+    * An unexpected exception is recorded on the span, counted in
+      ``amas.errors`` and answered with a JSON 500 carrying only the correlation id.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        service: MetricsService | None,
+        *,
+        tracer: trace.Tracer | None = None,
+        log_requests: str = "errors",
+        record_body_sizes: bool = False,
+    ) -> None:
+        if log_requests not in _LOG_MODES:
+            raise ValueError(f"log_requests must be one of {', '.join(_LOG_MODES)}, got {log_requests!r}")
+        self.app = app
+        self._service = service
+        self._tracer = tracer
+        self._log_all = log_requests == "all"
+        self._log_errors = log_requests != "none"
+        self._sizes = record_body_sizes
+        self._logger: Any = None
+
+    def _get_logger(self) -> Any:
+        if self._logger is None:
+            from amas_otel.logging import get_logger
+
+            self._logger = get_logger("amas_otel.http", component="http")
+        return self._logger
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        sent = 0
+        sizes = self._sizes
+        started = False
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            nonlocal status, sent, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+            elif sizes and message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        span, token = self._start_span(scope) if self._tracer is not None else (None, None)
+        failure: Exception | None = None
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            failure = exc
+            if span is not None:
+                span.record_exception(exc)
+            if started:
+                raise
+            await self._answer_unexpected(scope, send_wrapper, exc)
+        finally:
+            duration = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", "") if route is not None else ""
+            if span is not None:
+                self._end_span(span, token, scope["method"], template, status, failure)
+            if self._service is not None:
+                try:
+                    self._service.record_http_request(
+                        scope["method"],
+                        template,
+                        status,
+                        duration,
+                        _content_length(scope) if sizes else None,
+                        sent if sizes else None,
+                    )
+                except Exception:  # noqa: BLE001 - telemetry must not fail the request
+                    _log.debug("amas_otel: recording request metrics failed", exc_info=True)
+            if self._log_all or (self._log_errors and (status >= 500 or failure is not None)):
+                self._log(scope, template, status, duration, failure)
+
+    def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        carrier = {}
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name in _PROPAGATION_HEADERS:
+                carrier[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
+        parent = propagate.extract(carrier) if carrier else None
+        method = scope["method"]
+        attributes: dict[str, Any] = {
+            _A_METHOD: method if method in _KNOWN_METHODS else "_OTHER",
+            _A_PATH: scope["path"],
+            _A_SCHEME: scope.get("scheme", "http"),
+            _A_PROTOCOL: scope.get("http_version", "1.1"),
+        }
+        client = scope.get("client")
+        if client:
+            attributes[_A_CLIENT] = client[0]
+        server = scope.get("server")
+        if server:
+            attributes[_A_SERVER], attributes[_A_PORT] = server[0], server[1]
+        if user_agent:
+            attributes[_A_USER_AGENT] = user_agent
+        span = self._tracer.start_span(  # type: ignore[union-attr]
+            method if method in _KNOWN_METHODS else "HTTP", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        return span, token
+
+    @staticmethod
+    def _end_span(span: Any, token: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
+        try:
+            span.set_attribute(_A_STATUS, status)
+            if template:
+                span.set_attribute(_A_ROUTE, template)
+                span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
+            if status >= 500:
+                span.set_attribute(ERROR_TYPE, type(failure).__qualname__ if failure else str(status))
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+        finally:
+            otel_context.detach(token)
+
+    async def _answer_unexpected(self, scope: Any, send: Any, exc: Exception) -> None:
+        # Answer 500 here rather than letting the exception reach Starlette's
+        # ServerErrorMiddleware: that one re-raises after answering, and the
+        # server then drops the keep-alive connection under the client.
+        if self._service is not None:
+            try:
+                self._service.record_error(type(exc).__qualname__, "http")
+            except Exception:  # noqa: BLE001 - telemetry must not fail the request
+                pass
+        await send_error(send, 500, "internal_error", "Internal server error", scope=scope)
+
+    def _log(self, scope: Any, template: str, status: int, duration: float, failure: BaseException | None) -> None:
+        try:
+            fields = {
+                "method": scope["method"],
+                "route": template or None,
+                "status_code": status,
+                "duration_ms": round(duration * 1000, 3),
+            }
+            logger = self._get_logger()
+            if failure is not None:
+                logger.error("request failed", error_type=type(failure).__qualname__, **fields)
+            elif status >= 500:
+                logger.warning("request", **fields)
+            else:
+                logger.info("request", **fields)
+        except Exception:  # noqa: BLE001 - a logging failure must not fail the request
+            _log.debug("amas_otel: request logging failed", exc_info=True)
+
+
+def _content_length(scope: Any) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+# --- exception handlers ---------------------------------------------------------
+
+
+def _json_error(request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(error_body(code, message, scope=request.scope, **extra), status_code=status, headers=headers)
+
+
+def _retry_after(seconds: Any) -> int:
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return 1
+    return max(math.ceil(value), 1) if math.isfinite(value) else 1
+
+
+def _install_handlers(app: Any, service: MetricsService) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    def count(exc: BaseException) -> None:
+        try:
+            service.record_error(type(exc).__qualname__, "http")
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def amas_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AmasError)
+        count(exc)
+        extra = {"field": exc.field} if exc.field else {}
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        return _json_error(request, exc.status_code, exc.code, exc.message, headers, **extra)
+
+    async def request_validation(request: Request, exc: Exception) -> Response:
+        # FastAPI's default 422 body echoes the submitted input (passwords
+        # included); answer 400 naming the fields only.
+        assert isinstance(exc, RequestValidationError)
+        count(exc)
+        fields = sorted({".".join(str(part) for part in error.get("loc", ())) for error in exc.errors()})
+        return _json_error(request, 400, "validation_error", "Invalid request", fields=fields)
+
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RateLimitExceeded)
+        seconds = _retry_after(exc.retry_after)
+        return _json_error(
+            request, 429, exc.code, exc.message, {"Retry-After": str(seconds)}, retry_after=seconds
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        return _json_error(request, exc.status_code, "http_error", message, exc.headers)
+
+    app.add_exception_handler(AmasError, amas_error)
+    app.add_exception_handler(RequestValidationError, request_validation)
+    app.add_exception_handler(RateLimitExceeded, rate_limited)
+    app.add_exception_handler(HTTPException, http_error)
+
+    try:
+        from amas_otel.breaker import CircuitBreakerOpenException
+    except ImportError:
+        _log.warning("amas_otel.fastapi: amas_otel.breaker is not available; open breakers will answer 500")
+        return
+
+    async def breaker_open(request: Request, exc: Exception) -> Response:
+        count(exc)
+        seconds = _retry_after(getattr(exc, "retry_after", 1))
+        return _json_error(
+            request,
+            503,
+            "service_unavailable",
+            "A dependency is temporarily unavailable",
+            {"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+
+    app.add_exception_handler(CircuitBreakerOpenException, breaker_open)
+
+
+# --- endpoints ------------------------------------------------------------------
+
+
+def _metrics_endpoint(service: MetricsService) -> Any:
+    from prometheus_client import CONTENT_TYPE_LATEST
+    from starlette.concurrency import run_in_threadpool
+
+    async def metrics_endpoint(request: Request) -> Response:
+        # Collection walks every instrument; keep it off the event loop.
+        text = await run_in_threadpool(service.get_metrics, "prometheus")
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    return metrics_endpoint
+
+
+def instrument_app(
+    app: Any,
+    *,
+    metrics_service: MetricsService | None = None,
+    tracer_provider: Any = None,
+    tracing: str = "lean",
+    exclude_spans: Iterable[str] = ("receive", "send"),
+    correlation: bool = True,
+    log_requests: str = "errors",
+    health: bool = True,
+    health_service: Any = None,
+    health_details_token: str | None = None,
+    metrics_path: str | None = None,
+    rate_limiter: RateLimiter | RedisRateLimiter | None = None,
+    trusted_proxies: Iterable[str] = (),
+    rate_limit_exempt_paths: Iterable[str] | None = None,
+    record_body_sizes: bool = False,
+) -> Any:
+    """Instrument ``app`` (a ``fastapi.FastAPI`` not yet started) and return it.
+
+    ``tracing``: ``"lean"`` (default) — server spans from amas-otel's own
+    middleware, one span per request and nothing per ASGI message;
+    ``"otel"`` — OpenTelemetry's ``FastAPIInstrumentor`` (``exclude_spans``
+    applies; its HTTP metrics are switched off so the metric has one source);
+    ``"off"``.  Either way FastAPI's built-in telemetry, where the FastAPI
+    version has one, is turned off for this app so spans and metrics are not doubled.
+    An app already instrumented from outside (``opentelemetry-instrument``,
+    ``amas-otel-instrument``) keeps that instrumentation, which then also
+    records ``http.server.request.duration``.
+
+    ``metrics_service`` defaults to :func:`get_metrics_service`;
+    ``tracer_provider`` to the global one.  ``metrics_path`` defaults to
+    ``PROMETHEUS_METRICS_PATH`` (``/metrics``); pass ``""`` for no endpoint on
+    the app.  ``rate_limiter`` enables limiting per client address
+    (``trusted_proxies`` may set it through ``X-Forwarded-For``); health and
+    metrics paths are exempt unless ``rate_limit_exempt_paths`` says otherwise.
+    ``health_service`` / ``health_details_token`` go to ``health_router``.
+    Parts whose module is not installed are skipped with a warning.
+    Calling twice on one app raises :class:`RuntimeError`.
+    """
+    if getattr(app, "_amas_otel_instrumented", False):
+        raise RuntimeError("instrument_app() was already called on this application")
+    if tracing not in _TRACING_MODES:
+        raise ValueError(f"tracing must be one of {', '.join(_TRACING_MODES)}, got {tracing!r}")
+    from amas_otel.config import get_settings
+
+    service = metrics_service or get_metrics_service()
+    if metrics_path is None:
+        metrics_path = get_settings().metrics.prometheus_path
+    health_prefix = "/health"
+    otel_already = getattr(app, "_is_instrumented_by_opentelemetry", False)
+    if otel_already:
+        tracing = "off"
+    _disable_native_telemetry(app)
+
+    # Innermost first: Starlette puts each added middleware outside the previous one.
+    if rate_limiter is not None:
+        exempt = tuple(rate_limit_exempt_paths) if rate_limit_exempt_paths is not None else (
+            health_prefix,
+            *([metrics_path] if metrics_path else []),
+        )
+        app.add_middleware(
+            RateLimitMiddleware, limiter=rate_limiter, exempt_paths=exempt, trusted_proxies=tuple(trusted_proxies)
+        )
+    tracer = None
+    if tracing == "lean":
+        from amas_otel import __version__
+
+        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+    app.add_middleware(
+        RequestTelemetryMiddleware,
+        service=None if otel_already else service,
+        tracer=tracer,
+        log_requests=log_requests,
+        record_body_sizes=record_body_sizes,
+    )
+    # Outermost: the correlation id is in context before the span starts.
+    if correlation:
+        try:
+            from amas_otel.logging import CorrelationMiddleware
+        except ImportError:
+            _log.warning("amas_otel.fastapi: amas_otel.logging has no CorrelationMiddleware; correlation ids come from headers only")
+        else:
+            app.add_middleware(CorrelationMiddleware)
+
+    _install_handlers(app, service)
+
+    if health:
+        try:
+            from amas_otel.health import health_router
+        except ImportError:
+            _log.warning("amas_otel.fastapi: amas_otel.health is not available; no health endpoints")
+        else:
+            app.include_router(health_router(health_service, details_token=health_details_token))
+    if metrics_path:
+        app.add_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
+
+    if tracing == "otel":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.metrics import NoOpMeterProvider
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            meter_provider=NoOpMeterProvider(),
+            exclude_spans=list(exclude_spans) or None,  # type: ignore[arg-type]
+        )
+    app._amas_otel_instrumented = True
+    return app
+
+
+def _disable_native_telemetry(app: Any) -> None:
+    # FastAPI >= 0.16x traces and meters requests itself as soon as global
+    # providers exist, unless OpenTelemetry's ASGI middleware is in the stack.
+    # Its settings dict is read per request, so switching it off here works
+    # for an app built before this call.
+    native = getattr(app, "_telemetry", None)
+    if isinstance(native, dict):
+        native.update(tracing=False, metrics=False, logs=False, operation_spans=False)

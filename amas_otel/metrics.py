@@ -1,0 +1,372 @@
+"""The guide's metrics service, on OpenTelemetry instruments.
+
+>>> metrics = get_metrics_service()
+>>> metrics.record_http_request(method="GET", endpoint="/api/users/{user_id}", status_code=200, duration=0.15)
+>>> metrics.record_error("validation_error", "user_service")
+>>> print(metrics.get_metrics())                 # readable; get_metrics("prometheus") for the exposition text
+
+Every recorder writes to an OTel instrument of the amas_otel meter, so the
+values go wherever the configured readers send them (the embedded Prometheus
+endpoint, OTLP).  Names and units are listed in :class:`amas_otel.semconv.Metric`:
+OTel semantic-convention names where one exists (``http.server.request.duration``
+in seconds, ``db.client.operation.duration``, ``system.memory.usage``…), ``amas.*``
+otherwise.  System and cache-ratio values are *observable* gauges, read only
+when a reader collects.
+
+Cardinality is bounded three ways: HTTP recorders take route templates
+(``/api/orders/{order_id}``; :mod:`amas_otel.fastapi` passes the matched route,
+never the raw path) and unknown methods become ``_OTHER``; status codes can be
+recorded as classes (``2xx``); and :func:`metric_views` caps distinct attribute
+sets per instrument with the SDK's cardinality limit, beyond which
+measurements are counted on one ``otel.metric.overflow=true`` point instead of
+growing memory.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
+
+__all__ = [
+    "MetricsService",
+    "get_metrics_service",
+    "metric_views",
+    "DEFAULT_CARDINALITY_LIMIT",
+    "HTTP_DURATION_BUCKETS",
+]
+
+#: Distinct attribute sets kept per instrument before measurements go to the overflow point.
+DEFAULT_CARDINALITY_LIMIT = 2000
+
+#: Bucket boundaries the HTTP semantic conventions recommend for http.server.request.duration (s).
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+_OUTCOME = {True: "success", False: "failure"}
+# Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
+_HTTP_ATTR_CACHE_SIZE = 4096
+# At most this many cache names get a hit ratio (names are chosen by developers, not by traffic).
+_MAX_CACHES = 256
+
+
+def metric_views(cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT) -> list[Any]:
+    """Views for ``MeterProvider(views=...)`` capping every instrument at ``cardinality_limit`` attribute sets.
+
+    Uses the SDK's own limit: past it, measurements are aggregated on a single
+    point with ``otel.metric.overflow=true``, so the overflow is counted and
+    memory stays flat.  One wildcard view, so no instrument is duplicated.
+    """
+    from opentelemetry.sdk.metrics.view import View
+
+    if isinstance(cardinality_limit, bool) or not isinstance(cardinality_limit, int) or cardinality_limit < 1:
+        raise ValueError(f"cardinality_limit must be a positive integer, got {cardinality_limit!r}")
+    return [View(instrument_name="*", aggregation_cardinality_limit=cardinality_limit)]
+
+
+def _non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+class MetricsService:
+    """Recorders of the guide's metric kinds on one OTel meter.
+
+    ``meter_provider`` defaults to the global one.  ``registry`` is the
+    ``prometheus_client`` registry :meth:`get_metrics` reads (default: the one
+    the embedded Prometheus endpoint serves).  ``status_code_classes`` records
+    ``2xx``/``4xx``… instead of exact status codes.  ``system_metrics`` adds the
+    psutil gauges (CPU, memory, the filesystem holding ``filesystem_path``).
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: Any = None,
+        registry: Any = None,
+        status_code_classes: bool = False,
+        system_metrics: bool = True,
+        filesystem_path: str = "/",
+    ) -> None:
+        from amas_otel import __version__
+
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
+        self._registry = registry
+        self.status_code_classes = status_code_classes
+        self._http_attrs: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._cache_counts: dict[str, list[int]] = {}
+        self._cache_lock = threading.Lock()
+
+        def histogram(spec: tuple[str, str], description: str, buckets: Iterable[float] | None = None) -> Any:
+            name, unit = spec
+            return meter.create_histogram(
+                name,
+                unit=unit,
+                description=description,
+                explicit_bucket_boundaries_advisory=list(buckets) if buckets else None,
+            )
+
+        def counter(spec: tuple[str, str], description: str) -> Any:
+            name, unit = spec
+            return meter.create_counter(name, unit=unit, description=description)
+
+        self._http_duration = histogram(
+            Metric.HTTP_SERVER_DURATION, "Duration of HTTP server requests.", HTTP_DURATION_BUCKETS
+        )
+        self._http_request_size = histogram(Metric.HTTP_SERVER_REQUEST_SIZE, "Size of HTTP server request bodies")
+        self._http_response_size = histogram(Metric.HTTP_SERVER_RESPONSE_SIZE, "Size of HTTP server response bodies")
+        self._errors = counter(Metric.ERRORS, "Errors by type and component")
+        self._business = counter(Metric.BUSINESS_EVENTS, "Business events, summed by value")
+        self._operation = histogram(Metric.OPERATION_DURATION, "Duration of named operations", HTTP_DURATION_BUCKETS)
+        self._db = histogram(Metric.DB_DURATION, "Duration of database operations", HTTP_DURATION_BUCKETS)
+        self._auth = counter(Metric.AUTH_ATTEMPTS, "Authentication attempts by outcome")
+        self._agent = histogram(Metric.AGENT_DURATION, "Duration of agent executions", HTTP_DURATION_BUCKETS)
+        self._task = histogram(Metric.TASK_DURATION, "Duration of processed tasks", HTTP_DURATION_BUCKETS)
+        self._cache_ops = counter(Metric.CACHE_OPERATIONS, "Cache operations by result")
+        name, unit = Metric.CACHE_HIT_RATIO
+        meter.create_observable_gauge(
+            name, callbacks=[self._observe_hit_ratio], unit=unit, description="Cache hits / lookups since start"
+        )
+        if system_metrics:
+            _SystemGauges(meter, filesystem_path)
+
+    # --- HTTP ------------------------------------------------------------------
+
+    def record_http_request(
+        self,
+        method: str,
+        endpoint: str,
+        status_code: int,
+        duration: float,
+        request_size: int | None = None,
+        response_size: int | None = None,
+    ) -> None:
+        """Record one served request: ``duration`` in seconds, ``endpoint`` a route template.
+
+        Pass the route template (``/api/orders/{order_id}``), not the raw path:
+        raw paths make a series per id (the cardinality limit then folds them
+        into the overflow point).  Sizes are in bytes and optional.
+        """
+        key = (method, endpoint, status_code)
+        attrs = self._http_attrs.get(key)
+        if attrs is None:
+            attrs = self._make_http_attrs(method, endpoint, status_code)
+        self._http_duration.record(duration, attrs)
+        if request_size is not None:
+            self._http_request_size.record(request_size, attrs)
+        if response_size is not None:
+            self._http_response_size.record(response_size, attrs)
+
+    def _make_http_attrs(self, method: str, endpoint: str, status_code: int) -> dict[str, Any]:
+        if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
+            raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
+        upper = str(method).upper()
+        status: int | str = f"{status_code // 100}xx" if self.status_code_classes else status_code
+        attrs: dict[str, Any] = {
+            HttpAttr.REQUEST_METHOD: upper if upper in _KNOWN_METHODS else "_OTHER",
+            HttpAttr.ROUTE: str(endpoint),
+            HttpAttr.RESPONSE_STATUS_CODE: status,
+        }
+        if status_code >= 500:
+            attrs[ERROR_TYPE] = str(status)
+        if len(self._http_attrs) < _HTTP_ATTR_CACHE_SIZE:
+            self._http_attrs[(method, endpoint, status_code)] = attrs
+        return attrs
+
+    # --- errors, business, performance ----------------------------------------------
+
+    def record_error(self, error_type: str, component: str) -> None:
+        """Count one error of ``error_type`` (a class or code, not a message) in ``component``."""
+        self._errors.add(1, {ERROR_TYPE: str(error_type), COMPONENT: str(component)})
+
+    def record_business_event(self, name: str, value: float = 1.0) -> None:
+        """Add ``value`` (non-negative) to business event ``name`` (e.g. ``user_registration``)."""
+        self._business.add(_non_negative("value", value), {MetricAttr.EVENT_NAME: str(name)})
+
+    def record_performance(self, operation: str, duration_ms: float) -> None:
+        """Record how long ``operation`` took; ``duration_ms`` in milliseconds (stored in seconds)."""
+        self._operation.record(_non_negative("duration_ms", duration_ms) / 1000.0, {MetricAttr.OPERATION: str(operation)})
+
+    def record_database_query(self, database: str, operation: str, status: str, duration: float) -> None:
+        """Record one database operation: ``database`` system (``postgresql``), ``operation`` (``SELECT``),
+        ``status`` (``success``/``error``…), ``duration`` in seconds."""
+        self._db.record(
+            _non_negative("duration", duration),
+            {MetricAttr.DB_SYSTEM: str(database), MetricAttr.DB_OPERATION: str(operation), MetricAttr.OUTCOME: str(status)},
+        )
+
+    # --- authentication, agents, tasks --------------------------------------------
+
+    def record_authentication(self, success: bool, *, method: str | None = None) -> None:
+        """Count one authentication attempt; failures are the ``amas.auth.outcome=failure`` series."""
+        attrs = {MetricAttr.AUTH_OUTCOME: _OUTCOME[bool(success)]}
+        if method is not None:
+            attrs[MetricAttr.AUTH_METHOD] = str(method)
+        self._auth.add(1, attrs)
+
+    def record_agent_execution(self, agent: str, duration: float, *, success: bool = True) -> None:
+        """Record one agent execution of ``duration`` seconds (its count is the histogram's count)."""
+        self._agent.record(
+            _non_negative("duration", duration), {MetricAttr.AGENT_NAME: str(agent), MetricAttr.OUTCOME: _OUTCOME[bool(success)]}
+        )
+
+    def record_task(self, task_type: str, duration: float, *, success: bool = True) -> None:
+        """Record one processed task of ``duration`` seconds."""
+        self._task.record(
+            _non_negative("duration", duration), {MetricAttr.TASK_TYPE: str(task_type), MetricAttr.OUTCOME: _OUTCOME[bool(success)]}
+        )
+
+    # --- cache -------------------------------------------------------------------
+
+    def record_cache_operation(self, cache: str, operation: str = "get", *, hit: bool | None = None) -> None:
+        """Count one cache ``operation``; for lookups pass ``hit`` so the hit ratio can be computed."""
+        attrs = {MetricAttr.CACHE_NAME: str(cache), MetricAttr.CACHE_OPERATION: str(operation)}
+        if hit is not None:
+            attrs[MetricAttr.CACHE_RESULT] = "hit" if hit else "miss"
+            with self._cache_lock:
+                counts = self._cache_counts.get(cache)
+                if counts is None and len(self._cache_counts) < _MAX_CACHES:
+                    counts = self._cache_counts[cache] = [0, 0]
+                if counts is not None:
+                    counts[0 if hit else 1] += 1
+        self._cache_ops.add(1, attrs)
+
+    def cache_hit_ratio(self, cache: str) -> float | None:
+        """Hits / lookups of ``cache`` since start, or None before its first lookup."""
+        with self._cache_lock:
+            counts = self._cache_counts.get(cache)
+            return counts[0] / (counts[0] + counts[1]) if counts else None
+
+    def _observe_hit_ratio(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._cache_lock:
+            snapshot = [(name, hits, misses) for name, (hits, misses) in self._cache_counts.items()]
+        return [Observation(hits / (hits + misses), {MetricAttr.CACHE_NAME: name}) for name, hits, misses in snapshot]
+
+    # --- reading -----------------------------------------------------------------
+
+    def get_metrics(self, format: str = "text") -> Any:  # noqa: A002 - the guide's word
+        """The current values.
+
+        ``"text"`` (default): one readable line per series, e.g.
+        ``http_server_request_duration_seconds{http_route="/api/data",…} count=3 sum=0.012 avg=0.004``.
+        ``"dict"``: ``{family: [{"labels": {...}, "value": ...}]}``.  ``"prometheus"``:
+        the exposition text a scrape would get.  Values come from the Prometheus
+        registry the reader exports to (empty when metrics go only to OTLP).
+        """
+        from prometheus_client import REGISTRY, generate_latest
+
+        registry = self._registry or REGISTRY
+        if format == "prometheus":
+            return generate_latest(registry).decode()
+        if format not in ("text", "dict"):
+            raise ValueError(f"format must be 'text', 'dict' or 'prometheus', got {format!r}")
+        families = _families(registry)
+        if format == "dict":
+            return families
+        lines = []
+        for name, series in families.items():
+            for item in series:
+                labels = ",".join(f'{k}="{v}"' for k, v in item["labels"].items())
+                value = item["value"]
+                if isinstance(value, dict):
+                    avg = value["sum"] / value["count"] if value["count"] else 0.0
+                    shown = f"count={value['count']:g} sum={value['sum']:.6g} avg={avg:.6g}"
+                else:
+                    shown = f"{value:g}"
+                lines.append(f"{name}{{{labels}}} {shown}" if labels else f"{name} {shown}")
+        return "\n".join(lines)
+
+
+def _families(registry: Any) -> dict[str, list[dict[str, Any]]]:
+    """Series of ``registry`` without the scope/target bookkeeping; histograms as count/sum."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for family in registry.collect():
+        if family.name == "target" or family.type == "info":
+            continue
+        series: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for sample in family.samples:
+            labels = {k: v for k, v in sample.labels.items() if v != "" and not k.startswith("otel_scope_") and k != "le"}
+            key = tuple(sorted(labels.items()))
+            if family.type == "histogram":
+                suffix = sample.name[len(family.name) :]
+                if suffix in ("_count", "_sum"):
+                    entry = series.setdefault(key, {"labels": labels, "value": {"count": 0.0, "sum": 0.0}})
+                    entry["value"][suffix[1:]] = sample.value
+            elif not sample.name.endswith("_created"):
+                series[key] = {"labels": labels, "value": sample.value}
+        name = family.name + ("_total" if family.type == "counter" else "")
+        if series:
+            result[name] = list(series.values())
+    return result
+
+
+class _SystemGauges:
+    """psutil readings as observable gauges (semconv ``system.*`` / ``process.*`` names)."""
+
+    def __init__(self, meter: Any, filesystem_path: str) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._process = psutil.Process()
+        self._path = filesystem_path
+        psutil.cpu_percent(interval=None)  # the first reading only starts the measurement window
+        specs = [
+            (Metric.SYSTEM_CPU_UTILIZATION, self._cpu, "System-wide CPU utilization (0-1)"),
+            (Metric.SYSTEM_MEMORY_USAGE, self._memory_usage, "Memory in use"),
+            (Metric.SYSTEM_MEMORY_UTILIZATION, self._memory_utilization, "Memory in use / total (0-1)"),
+            (Metric.SYSTEM_FILESYSTEM_USAGE, self._disk_usage, "Filesystem space in use"),
+            (Metric.SYSTEM_FILESYSTEM_UTILIZATION, self._disk_utilization, "Filesystem space in use / total (0-1)"),
+            (Metric.PROCESS_MEMORY_USAGE, self._rss, "Resident memory of this process"),
+        ]
+        for (name, unit), callback, description in specs:
+            meter.create_observable_gauge(name, callbacks=[callback], unit=unit, description=description)
+
+    def _cpu(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self._psutil.cpu_percent(interval=None) / 100.0)]
+
+    def _memory_usage(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self._psutil.virtual_memory().used)]
+
+    def _memory_utilization(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self._psutil.virtual_memory().percent / 100.0)]
+
+    def _disk_usage(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self._psutil.disk_usage(self._path).used, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path})]
+
+    def _disk_utilization(self, options: CallbackOptions) -> list[Observation]:
+        usage = self._psutil.disk_usage(self._path)
+        return [Observation(usage.percent / 100.0, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path})]
+
+    def _rss(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self._process.memory_info().rss)]
+
+
+_service: MetricsService | None = None
+_service_kwargs: dict[str, Any] = {}
+_service_lock = threading.Lock()
+
+
+def get_metrics_service(**kwargs: Any) -> MetricsService:
+    """The process-wide :class:`MetricsService` on the global meter provider.
+
+    Created on first call (keyword arguments apply then); later calls return
+    the same service and refuse different arguments rather than ignoring them.
+    """
+    global _service, _service_kwargs
+    with _service_lock:
+        if _service is None:
+            _service = MetricsService(**kwargs)
+            _service_kwargs = dict(kwargs)
+        elif kwargs and kwargs != _service_kwargs:
+            raise ValueError(
+                f"get_metrics_service() already created the service with {_service_kwargs!r}; "
+                f"got {kwargs!r}. Create a MetricsService(...) for different settings"
+            )
+        return _service

@@ -1,0 +1,427 @@
+"""Token-bucket rate limiting: in memory, in Redis, and as ASGI middleware.
+
+Both stores implement the token bucket as GCRA (the generic cell rate
+algorithm): each key keeps a single number, its *theoretical arrival time*
+(TAT).  A request is allowed when, after adding one emission interval
+(``60 / requests_per_minute`` s), the TAT is at most ``burst_size`` intervals
+ahead of now.  This is exactly a bucket of ``burst_size`` tokens refilled at
+``requests_per_minute``, with one float per key instead of two, and a key
+whose TAT lies in the past is a full bucket: forgetting it changes nothing.
+
+* :class:`RateLimiter` — in process, thread- and asyncio-safe (decisions never
+  await and take one short lock), memory bounded by ``max_keys``.
+* :class:`RedisRateLimiter` — one atomic Lua script per decision (one round
+  trip, Redis's clock), so several replicas share one limit.
+* :class:`RateLimitMiddleware` — pure ASGI; 429 with ``Retry-After`` and
+  ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
+  client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics
+
+from amas_otel.errors import send_error
+from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REJECTIONS
+
+__all__ = [
+    "RateLimitDecision",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "RateLimitMiddleware",
+    "client_address",
+]
+
+_log = logging.getLogger("amas_otel.ratelimit")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDecision:
+    """The outcome of one request against a limit.
+
+    ``limit`` is the burst size, ``remaining`` the requests still allowed right
+    now, ``retry_after`` the seconds until the next request would be allowed
+    (0 when this one was), ``reset`` the seconds until the bucket is full again.
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset: float
+
+
+class RateLimitExceeded(Exception):
+    """Raised by code that enforces a limit itself; :mod:`amas_otel.fastapi` answers 429."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float, message: str = "Too many requests") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _check_limits(requests_per_minute: Any, burst_size: Any) -> tuple[float, float]:
+    """Validate the arguments; return (emission interval, burst window) in seconds."""
+    if isinstance(requests_per_minute, bool) or not isinstance(requests_per_minute, (int, float)) or not (
+        requests_per_minute > 0 and math.isfinite(requests_per_minute)
+    ):
+        raise ValueError(f"requests_per_minute must be a positive number, got {requests_per_minute!r}")
+    if isinstance(burst_size, bool) or not isinstance(burst_size, int) or burst_size < 1:
+        raise ValueError(f"burst_size must be a positive integer, got {burst_size!r}")
+    interval = 60.0 / requests_per_minute
+    return interval, burst_size * interval
+
+
+class _Limiter:
+    """Shared parts: limits, the rejection counter, decisions from a TAT."""
+
+    backend = ""
+
+    def __init__(self, requests_per_minute: float, burst_size: int, meter_provider: Any) -> None:
+        self._interval, self._tau = _check_limits(requests_per_minute, burst_size)
+        self.requests_per_minute = float(requests_per_minute)
+        self.burst_size = burst_size
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE)
+        name, unit = RATELIMIT_REJECTIONS
+        self._rejections = meter.create_counter(name, unit=unit, description="Requests refused by a rate limiter")
+        self._rejection_attrs = {RATELIMIT_BACKEND: self.backend}
+
+    def _decision(self, allowed: bool, ahead: float) -> RateLimitDecision:
+        """Build the decision from ``ahead``: how far the TAT is ahead of now after this request."""
+        if allowed:
+            remaining = int((self._tau - ahead) / self._interval + 1e-9)
+            return RateLimitDecision(True, self.burst_size, remaining, 0.0, max(ahead, 0.0))
+        self._rejections.add(1, self._rejection_attrs)
+        return RateLimitDecision(False, self.burst_size, 0, ahead - self._tau, ahead - self._interval)
+
+
+class RateLimiter(_Limiter):
+    """In-process token bucket per key: ``burst_size`` tokens, refilled at ``requests_per_minute``.
+
+    ``allow_request(key)`` is the guide's call; :meth:`check` also returns the
+    numbers for ``RateLimit-*`` headers.  At most ``max_keys`` keys are kept:
+    beyond that the least recently allowed keys are forgotten (in batches of
+    1/8 of ``max_keys``), which at worst hands such a key a full bucket again;
+    ``evictions`` counts them.
+    """
+
+    backend = "memory"
+
+    def __init__(
+        self,
+        requests_per_minute: float = 60,
+        burst_size: int = 10,
+        *,
+        max_keys: int = 100_000,
+        meter_provider: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(requests_per_minute, burst_size, meter_provider)
+        if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
+            raise ValueError(f"max_keys must be a positive integer, got {max_keys!r}")
+        self.max_keys = max_keys
+        self.evictions = 0
+        self._low_water = max_keys - max(max_keys // 8, 1)
+        self._clock = clock
+        # key -> TAT; insertion order is kept as "least recently allowed first".
+        self._tats: dict[Hashable, float] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tats)
+
+    def _take(self, key: Hashable) -> tuple[bool, float]:
+        """Take one token for ``key``: (allowed, how far the TAT is ahead of now)."""
+        now = self._clock()
+        tats = self._tats
+        with self._lock:
+            # pop + store keeps the dict ordered least recently used first.
+            tat = tats.pop(key, now)
+            if tat < now:
+                tat = now
+            ahead = tat + self._interval - now
+            allowed = ahead <= self._tau
+            tats[key] = tat + self._interval if allowed else tat
+            if len(tats) > self.max_keys:
+                self._evict()
+        return allowed, ahead
+
+    def allow_request(self, key: Hashable) -> bool:
+        """Take one token for ``key``; True if the request may proceed."""
+        allowed, _ = self._take(key)
+        if not allowed:
+            self._rejections.add(1, self._rejection_attrs)
+        return allowed
+
+    def check(self, key: Hashable) -> RateLimitDecision:
+        """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
+        return self._decision(*self._take(key))
+
+    async def acheck(self, key: Hashable) -> RateLimitDecision:
+        """:meth:`check` for async callers (it never blocks on I/O)."""
+        return self.check(key)
+
+    def reset(self, key: Hashable | None = None) -> None:
+        """Forget ``key`` (full bucket again), or every key."""
+        with self._lock:
+            if key is None:
+                self._tats.clear()
+            else:
+                self._tats.pop(key, None)
+
+    def _evict(self) -> None:
+        # Called with the lock held.  Entries are ordered least recently
+        # allowed first, so the front holds idle keys (full buckets: dropping
+        # them is exact) before busy ones.
+        tats = self._tats
+        excess = len(tats) - self._low_water
+        for key in list(itertools.islice(tats, excess)):
+            del tats[key]
+        self.evictions += excess
+
+
+_GCRA_LUA = """
+local interval = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local ahead = tat + interval - now
+if ahead > tau then
+  return {0, ahead}
+end
+redis.call('SET', KEYS[1], string.format('%d', tat + interval), 'PX', math.ceil(ahead / 1000) + 1)
+return {1, ahead}
+"""
+
+
+class RedisRateLimiter(_Limiter):
+    """The same token bucket kept in Redis, shared by every process using the same ``prefix``.
+
+    One ``EVALSHA`` per decision: the script reads the key's TAT, decides with
+    Redis's own clock (replicas' clocks need not agree) and writes the new TAT
+    with an expiry of when the bucket is full again — atomically.  Give a
+    ``url`` or a client: a ``redis.Redis`` for :meth:`allow_request` /
+    :meth:`check`, a ``redis.asyncio.Redis`` for :meth:`acheck` (with ``url``
+    both are created on first use).
+
+    When Redis fails, ``fail_open`` (default) lets the request through and logs
+    a warning at most once a minute: a broken limiter must not take the
+    service down.  With ``fail_open=False`` the error propagates.
+    """
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        requests_per_minute: float = 60,
+        burst_size: int = 10,
+        *,
+        client: Any = None,
+        prefix: str = "amas:ratelimit:",
+        fail_open: bool = True,
+        meter_provider: Any = None,
+    ) -> None:
+        super().__init__(requests_per_minute, burst_size, meter_provider)
+        if (url is None) == (client is None):
+            raise ValueError("RedisRateLimiter needs exactly one of url= or client=")
+        self._url = url
+        self._client = client
+        self._aclient = client
+        self.prefix = prefix
+        self.fail_open = fail_open
+        self._args = (round(self._interval * 1e6), round(self._tau * 1e6))
+        self._script: Any = None
+        self._ascript: Any = None
+        self._last_warning = -math.inf
+
+    def _sync_script(self) -> Any:
+        if self._script is None:
+            if self._url is not None and self._client is None:
+                import redis
+
+                self._client = redis.Redis.from_url(self._url)
+            self._script = self._client.register_script(_GCRA_LUA)
+        return self._script
+
+    def _async_script(self) -> Any:
+        if self._ascript is None:
+            if self._url is not None:
+                import redis.asyncio
+
+                self._aclient = redis.asyncio.Redis.from_url(self._url)
+            self._ascript = self._aclient.register_script(_GCRA_LUA)
+        return self._ascript
+
+    def _from_reply(self, reply: Any) -> RateLimitDecision:
+        return self._decision(bool(int(reply[0])), int(reply[1]) / 1e6)
+
+    def _failed(self, exc: Exception) -> RateLimitDecision:
+        if not self.fail_open:
+            raise exc
+        now = time.monotonic()
+        if now - self._last_warning >= 60.0:
+            self._last_warning = now
+            _log.warning("amas_otel: Redis rate limiter unavailable (%s); requests are let through", exc)
+        return RateLimitDecision(True, self.burst_size, self.burst_size, 0.0, 0.0)
+
+    def check(self, key: Hashable) -> RateLimitDecision:
+        """Take one token for ``key`` (blocking call to Redis)."""
+        try:
+            return self._from_reply(self._sync_script()(keys=[f"{self.prefix}{key}"], args=self._args))
+        except Exception as exc:  # noqa: BLE001 - any client error means "Redis unavailable"
+            return self._failed(exc)
+
+    async def acheck(self, key: Hashable) -> RateLimitDecision:
+        """Take one token for ``key`` through the asyncio client."""
+        try:
+            return self._from_reply(await self._async_script()(keys=[f"{self.prefix}{key}"], args=self._args))
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(exc)
+
+    def allow_request(self, key: Hashable) -> bool:
+        """Take one token for ``key``; True if the request may proceed."""
+        return self.check(key).allowed
+
+    def close(self) -> None:
+        """Close a client this limiter created from ``url`` (the sync one; see :meth:`aclose`)."""
+        if self._url is not None and self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncio client this limiter created from ``url``."""
+        if self._url is not None and self._aclient is not None:
+            await self._aclient.aclose()
+
+
+# --- ASGI middleware ----------------------------------------------------------
+
+
+def _networks(trusted: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for entry in trusted:
+        try:
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"trusted_proxies entry {entry!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def _trusted(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
+    """The client's address for ``scope``.
+
+    The connection's peer address, unless that peer is one of ``trusted_proxies``
+    (networks from :func:`ipaddress.ip_network`): then ``X-Forwarded-For`` is read
+    from the right, skipping trusted hops, and the first untrusted address is the
+    client.  A header from an untrusted peer is ignored — anyone can send one.
+    """
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+        return peer
+    hops = [
+        hop.strip()
+        for name, value in scope.get("headers", ())
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted_proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware applying ``limiter`` per client address.
+
+    Refused requests get ``429`` with ``Retry-After`` (whole seconds) and a JSON
+    body carrying the correlation id; every limited response carries
+    ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``.
+    Paths equal to or under ``exempt_paths`` (health, metrics) are never limited.
+    ``key_func(scope, client_address)`` may choose another key (an API key, a user).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        limiter: RateLimiter | RedisRateLimiter,
+        *,
+        exempt_paths: Iterable[str] = ("/health", "/metrics"),
+        trusted_proxies: Iterable[str] = (),
+        key_func: Callable[[Scope, str], Hashable] | None = None,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        paths = tuple(p.rstrip("/") or "/" for p in exempt_paths)
+        self._exact = frozenset(paths)
+        self._prefixes = tuple(p + "/" for p in paths if p != "/")
+        self._trusted = _networks(trusted_proxies)
+        self._key_func = key_func
+
+    def exempt(self, path: str) -> bool:
+        """True when ``path`` is never limited."""
+        return path in self._exact or path.startswith(self._prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        key: Hashable = client_address(scope, self._trusted)
+        if self._key_func is not None:
+            key = self._key_func(scope, key)
+        decision = await self.limiter.acheck(key)
+        headers = [
+            (b"ratelimit-limit", str(decision.limit).encode()),
+            (b"ratelimit-remaining", str(decision.remaining).encode()),
+            (b"ratelimit-reset", str(math.ceil(decision.reset)).encode()),
+        ]
+        if not decision.allowed:
+            seconds = max(math.ceil(decision.retry_after), 1)
+            await send_error(
+                send,
+                429,
+                "rate_limited",
+                "Too many requests",
+                scope=scope,
+                headers=[(b"retry-after", str(seconds).encode()), *headers],
+                retry_after=seconds,
+            )
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

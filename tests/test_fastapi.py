@@ -1,0 +1,291 @@
+"""amas_otel.fastapi.instrument_app through a real uvicorn server and real HTTP clients."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+from fastapi import FastAPI
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from amas_otel.errors import AuthenticationError, AuthorizationError, ValidationError, validate_password_strength
+from amas_otel.fastapi import instrument_app
+from amas_otel.metrics import MetricsService
+from amas_otel.ratelimit import RateLimiter, RateLimitExceeded
+from tests.conftest import PYTHON, REPO, free_port, python_env
+from tests.support.asgi_server import serve
+from tests.test_metrics import promtool_check
+
+SECRET = "hunter2-Secret!"
+
+
+class Signup(BaseModel):
+    email: str
+    password: str
+    age: int
+
+
+def _build_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"id": item_id}
+
+    @app.post("/signup")
+    async def signup(body: Signup) -> dict:
+        validate_password_strength(body.password)
+        return {"ok": True}
+
+    @app.get("/fail/{kind}")
+    async def fail(kind: str) -> dict:
+        if kind == "auth":
+            raise AuthenticationError("Bearer token required")
+        if kind == "forbidden":
+            raise AuthorizationError()
+        if kind == "validation":
+            raise ValidationError("Field 'q' is required", field="q")
+        if kind == "limit":
+            raise RateLimitExceeded(2.2)
+        if kind == "breaker":
+            from amas_otel.breaker import CircuitBreakerOpenException
+
+            raise CircuitBreakerOpenException("payments", 7.3)
+        raise RuntimeError(f"database password is {SECRET}")
+
+    return app
+
+
+class _Telemetry:
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.registry = CollectorRegistry()
+        self.meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=self.registry)])
+        self.metrics = MetricsService(meter_provider=self.meter_provider, registry=self.registry, system_metrics=False)
+
+
+@pytest.fixture
+def telemetry() -> _Telemetry:
+    return _Telemetry()
+
+
+def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        for i in range(3):
+            assert client.get(f"/items/{i}").json() == {"id": i}
+        traced = client.get("/items/9", headers={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"})
+        assert traced.status_code == 200
+        assert client.get("/nowhere").status_code == 404
+        scrape = client.get("/metrics")
+    spans = telemetry.spans.get_finished_spans()
+    assert len(spans) == 6  # one per request (the scrape too): no per-message receive/send spans
+    first = spans[0]
+    assert first.name == "GET /items/{item_id}" and first.kind is SpanKind.SERVER
+    assert first.attributes["http.route"] == "/items/{item_id}"
+    assert first.attributes["url.path"] == "/items/0"
+    assert first.attributes["http.response.status_code"] == 200
+    assert first.attributes["client.address"] == "127.0.0.1"
+    assert format(spans[3].context.trace_id, "032x") == parent_trace
+    assert spans[4].name == "GET" and "http.route" not in spans[4].attributes
+
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    promtool_check(scrape.text)
+    routes = {
+        s["labels"].get("http_route", ""): s["value"]["count"]
+        for s in telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
+    }
+    assert routes == {"/items/{item_id}": 4.0, "": 1.0}
+    assert scrape.text.count("# TYPE http_server_request_duration_seconds histogram") == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error", "retry_after"),
+    [
+        ("/fail/validation", 400, "validation_error", None),
+        ("/fail/auth", 401, "authentication_error", None),
+        ("/fail/forbidden", 403, "authorization_error", None),
+        ("/fail/limit", 429, "rate_limited", "3"),
+        ("/fail/breaker", 503, "service_unavailable", "8"),
+        ("/fail/boom", 500, "internal_error", None),
+    ],
+)
+def test_error_mapping(telemetry: _Telemetry, path: str, status: int, error: str, retry_after: str | None) -> None:
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with serve(app) as url:
+        response = requests.get(url + path, headers={"X-Correlation-ID": "req-42"}, timeout=10)
+        again = requests.get(url + "/items/1", timeout=10)  # the server is still fine
+    assert response.status_code == status
+    body = response.json()
+    assert body["error"] == error and body["correlation_id"] == "req-42"
+    assert response.headers.get("retry-after") == retry_after
+    if retry_after:
+        assert body["retry_after"] == int(retry_after)
+    text = response.text
+    assert SECRET not in text and "Traceback" not in text and "payments" not in text
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    if status == 500:
+        span = telemetry.spans.get_finished_spans()[0]
+        assert span.status.is_ok is False and span.attributes["error.type"] == "RuntimeError"
+        assert span.events[0].name == "exception"
+    assert again.status_code == 200
+
+
+def test_request_validation_is_400_without_echoing_input(telemetry: _Telemetry) -> None:
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        wrong_type = client.post("/signup", json={"email": "a@b.io", "password": SECRET, "age": "old"})
+        weak = client.post("/signup", json={"email": "a@b.io", "password": "weak", "age": 3})
+    assert wrong_type.status_code == 400
+    assert wrong_type.json()["fields"] == ["body.age"]
+    assert SECRET not in wrong_type.text
+    assert weak.status_code == 400 and weak.json()["field"] == "password" and "weak" not in weak.json()["message"]
+    errors = telemetry.metrics.get_metrics("dict")["amas_errors_total"]
+    assert {s["labels"]["error_type"] for s in errors} == {"RequestValidationError", "ValidationError"}
+
+
+def test_rate_limit_middleware(telemetry: _Telemetry) -> None:
+    limiter = RateLimiter(requests_per_minute=6, burst_size=2, meter_provider=telemetry.meter_provider)
+    app = instrument_app(
+        _build_app(),
+        metrics_service=telemetry.metrics,
+        tracer_provider=telemetry.tracer_provider,
+        rate_limiter=limiter,
+        trusted_proxies=["127.0.0.1"],
+    )
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        ok = [client.get("/items/1", headers={"X-Forwarded-For": "198.51.100.7"}) for _ in range(2)]
+        refused = client.get("/items/1", headers={"X-Forwarded-For": "198.51.100.7", "X-Correlation-ID": "c-1"})
+        other_client = client.get("/items/1", headers={"X-Forwarded-For": "198.51.100.8"})
+        exempt = [client.get("/metrics", headers={"X-Forwarded-For": "198.51.100.7"}) for _ in range(3)]
+    assert [r.status_code for r in ok] == [200, 200]
+    assert ok[0].headers["ratelimit-limit"] == "2" and ok[0].headers["ratelimit-remaining"] == "1"
+    assert ok[1].headers["ratelimit-remaining"] == "0"
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "10"  # 6 per minute: a token every 10 s
+    assert refused.json() == {"error": "rate_limited", "message": "Too many requests", "correlation_id": "c-1", "retry_after": 10}
+    assert other_client.status_code == 200
+    assert [r.status_code for r in exempt] == [200, 200, 200]
+    assert "amas_ratelimit_rejections_total" in exempt[-1].text
+    assert telemetry.metrics.get_metrics("dict")["amas_ratelimit_rejections_total"][0]["value"] == 1.0
+
+
+def test_untrusted_forwarded_for_is_ignored(telemetry: _Telemetry) -> None:
+    limiter = RateLimiter(requests_per_minute=6, burst_size=1)
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, rate_limiter=limiter)
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        statuses = [client.get("/items/1", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(3)]
+    assert statuses == [200, 429, 429]
+
+
+def test_otel_instrumentor_mode_is_lean_and_records_once(telemetry: _Telemetry) -> None:
+    app = instrument_app(
+        _build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, tracing="otel"
+    )
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/items/5").status_code == 200
+        scrape = client.get("/metrics").text
+    names = [s.name for s in telemetry.spans.get_finished_spans()]
+    assert names[0] == "GET /items/{item_id}" and not any("http send" in n or "http receive" in n for n in names)
+    assert scrape.count("# TYPE http_server_request_duration_seconds histogram") == 1
+
+
+def test_instrument_twice_and_bad_modes_are_refused(telemetry: _Telemetry) -> None:
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with pytest.raises(RuntimeError, match="already called"):
+        instrument_app(app, metrics_service=telemetry.metrics)
+    with pytest.raises(ValueError, match="tracing must be one of lean, otel, off, got 'fancy'"):
+        instrument_app(_build_app(), metrics_service=telemetry.metrics, tracing="fancy")
+
+
+# --- end to end in a child process: amas_otel.configure() and the real exporter ---------
+
+_CHILD_APP = textwrap.dedent(
+    """
+    from fastapi import FastAPI
+    import amas_otel
+    from amas_otel.fastapi import instrument_app
+
+    app = FastAPI()
+
+    @app.get("/api/orders/{order_id}")
+    async def order(order_id: str):
+        return {"order_id": order_id}
+
+    if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+        amas_otel.configure()
+    instrument_app(app)
+    """
+)
+
+
+def _run_child(tmp_path: Path, launcher: list[str]) -> tuple[str, str]:
+    (tmp_path / "child_app.py").write_text(_CHILD_APP)
+    port, prom_port = free_port(), free_port()
+    env = python_env(
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]),
+        PROMETHEUS_PORT=str(prom_port),
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(prom_port),
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+    )
+    cmd = [*launcher, PYTHON, "-m", "uvicorn", "child_app:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/api/orders/1", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+            time.sleep(0.1)
+        for i in range(5):
+            requests.get(f"{base}/api/orders/{i}", timeout=5)
+        app_scrape = requests.get(base + "/metrics", timeout=10).text
+        exporter_scrape = requests.get(f"http://127.0.0.1:{prom_port}/metrics", timeout=10).text
+        return app_scrape, exporter_scrape
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_configured_process_exposes_one_clean_family(tmp_path: Path) -> None:
+    app_scrape, exporter_scrape = _run_child(tmp_path, [])
+    for text in (app_scrape, exporter_scrape):
+        promtool_check(text)
+        assert text.count("# TYPE http_server_request_duration_seconds histogram") == 1
+        assert 'http_route="/api/orders/{order_id}"' in text
+        assert "/api/orders/3" not in text
+        assert "system_memory_usage_bytes" in text
+
+
+def test_auto_instrumented_process_still_records_once(tmp_path: Path) -> None:
+    stock = Path(sys.executable).parent / "opentelemetry-instrument"
+    app_scrape, exporter_scrape = _run_child(tmp_path, [str(stock)])
+    for text in (app_scrape, exporter_scrape):
+        promtool_check(text)
+        assert text.count("# TYPE http_server_request_duration_seconds histogram") == 1
+        assert 'http_route="/api/orders/{order_id}"' in text

@@ -1,0 +1,144 @@
+"""amas_otel.metrics: recorders on OTel instruments, Prometheus output, cardinality."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
+
+from amas_otel.metrics import MetricsService, metric_views
+
+PROMTOOL = os.environ.get("PROMTOOL_BIN", "/work/main/.cache/prometheus/usr/bin/promtool")
+
+
+def promtool_check(text: str) -> None:
+    result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
+
+
+@pytest.fixture
+def service() -> MetricsService:
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)], views=metric_views(50))
+    return MetricsService(meter_provider=provider, registry=registry)
+
+
+def _series(service: MetricsService, family: str) -> list[dict]:
+    return service.get_metrics("dict").get(family, [])
+
+
+def test_guide_recorders_reach_prometheus_with_semconv_names(service: MetricsService) -> None:
+    service.record_http_request(method="GET", endpoint="/api/users", status_code=200, duration=0.150, request_size=1024, response_size=2048)
+    service.record_http_request(method="BREW", endpoint="/api/users", status_code=503, duration=0.05)
+    service.record_error("validation_error", "user_service")
+    service.record_business_event("user_registration", value=1.0)
+    service.record_performance("data_processing", duration_ms=150.0)
+    service.record_database_query("postgresql", "SELECT", "success", 0.002)
+    service.record_authentication(True, method="password")
+    service.record_authentication(False)
+    service.record_agent_execution("planner", 1.5)
+    service.record_task("ingest", 0.25, success=False)
+
+    http = {s["labels"]["http_request_method"]: s for s in _series(service, "http_server_request_duration_seconds")}
+    assert http["GET"]["labels"]["http_route"] == "/api/users"
+    assert http["GET"]["labels"]["http_response_status_code"] == "200"
+    assert http["GET"]["value"] == {"count": 1.0, "sum": 0.15}
+    assert http["_OTHER"]["labels"]["error_type"] == "503"
+    assert _series(service, "http_server_request_body_size_bytes")[0]["value"]["sum"] == 1024
+    assert _series(service, "amas_errors_total")[0] == {
+        "labels": {"amas_component": "user_service", "error_type": "validation_error"},
+        "value": 1.0,
+    }
+    assert _series(service, "amas_business_events_total")[0]["value"] == 1.0
+    assert _series(service, "amas_operation_duration_seconds")[0]["value"]["sum"] == pytest.approx(0.15)
+    db = _series(service, "db_client_operation_duration_seconds")[0]
+    assert db["labels"]["db_system_name"] == "postgresql" and db["labels"]["db_operation_name"] == "SELECT"
+    auth = {s["labels"]["amas_auth_outcome"]: s["value"] for s in _series(service, "amas_auth_attempts_total")}
+    assert auth == {"success": 1.0, "failure": 1.0}
+    assert _series(service, "amas_agent_execution_duration_seconds")[0]["labels"]["amas_agent_name"] == "planner"
+    assert _series(service, "amas_task_duration_seconds")[0]["labels"]["amas_outcome"] == "failure"
+
+    text = service.get_metrics()
+    assert 'http_server_request_duration_seconds{' in text and "count=1 sum=0.15" in text
+    assert "amas_errors_total{" in text
+    promtool_check(service.get_metrics("prometheus"))
+
+
+def test_cache_hit_ratio(service: MetricsService) -> None:
+    for hit in (True, True, True, False):
+        service.record_cache_operation("redis", "get", hit=hit)
+    service.record_cache_operation("redis", "set")
+    assert service.cache_hit_ratio("redis") == 0.75
+    assert service.cache_hit_ratio("other") is None
+    assert _series(service, "amas_cache_hit_ratio") == [{"labels": {"amas_cache_name": "redis"}, "value": 0.75}]
+    ops = {(s["labels"]["amas_cache_operation"], s["labels"].get("amas_cache_result", "")): s["value"] for s in _series(service, "amas_cache_operations_total")}
+    assert ops == {("get", "hit"): 3.0, ("get", "miss"): 1.0, ("set", ""): 1.0}
+
+
+def test_system_gauges_are_observable(service: MetricsService) -> None:
+    families = service.get_metrics("dict")
+    for name in (
+        "system_cpu_utilization",
+        "system_memory_usage_bytes",
+        "system_memory_utilization",
+        "system_filesystem_usage_bytes",
+        "system_filesystem_utilization",
+        "process_memory_usage_bytes",
+    ):
+        assert families[name], name
+    assert 0 <= families["system_memory_utilization"][0]["value"] <= 1
+    assert families["process_memory_usage_bytes"][0]["value"] > 1_000_000
+
+
+def test_cardinality_is_capped_and_overflow_counted() -> None:
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)], views=metric_views(10))
+    service = MetricsService(meter_provider=provider, registry=registry, system_metrics=False)
+    for i in range(1000):
+        service.record_http_request("GET", f"/raw/{i}", 200, 0.001)
+    series = _series(service, "http_server_request_duration_seconds")
+    assert len(series) == 11
+    overflow = [s for s in series if s["labels"].get("otel_metric_overflow") == "true"]
+    assert overflow[0]["value"]["count"] == 990
+    promtool_check(service.get_metrics("prometheus"))
+
+
+def test_status_code_classes() -> None:
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    service = MetricsService(meter_provider=provider, registry=registry, status_code_classes=True, system_metrics=False)
+    for code in (200, 201, 204, 404, 500):
+        service.record_http_request("GET", "/x", code, 0.01)
+    codes = sorted(s["labels"]["http_response_status_code"] for s in _series(service, "http_server_request_duration_seconds"))
+    assert codes == ["2xx", "4xx", "5xx"]
+
+
+def test_bad_input_is_named(service: MetricsService) -> None:
+    with pytest.raises(ValueError, match="status_code must be an HTTP status code \\(100-599\\), got 999"):
+        service.record_http_request("GET", "/x", 999, 0.1)
+    with pytest.raises(ValueError, match="duration_ms must be a non-negative number, got -1"):
+        service.record_performance("op", -1)
+    with pytest.raises(ValueError, match="value must be a non-negative number, got nan"):
+        service.record_business_event("e", float("nan"))
+    with pytest.raises(ValueError, match="format must be 'text', 'dict' or 'prometheus', got 'xml'"):
+        service.get_metrics("xml")
+    with pytest.raises(ValueError, match="cardinality_limit must be a positive integer, got 0"):
+        metric_views(0)
+
+
+def test_get_metrics_service_is_one_per_process() -> None:
+    from amas_otel import metrics as module
+
+    saved = module._service, module._service_kwargs
+    module._service, module._service_kwargs = None, {}
+    try:
+        first = module.get_metrics_service(system_metrics=False)
+        assert module.get_metrics_service() is first
+        with pytest.raises(ValueError, match="already created the service with"):
+            module.get_metrics_service(status_code_classes=True)
+    finally:
+        module._service, module._service_kwargs = saved

@@ -1,0 +1,214 @@
+"""amas_otel.ratelimit: the token bucket in memory and in Redis, and the ASGI middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import textwrap
+import threading
+import uuid
+
+import pytest
+import redis
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from amas_otel.ratelimit import RateLimiter, RedisRateLimiter, _networks, client_address
+from tests.conftest import PYTHON, REDIS_URL, python_env
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _rejections(reader: InMemoryMetricReader) -> float:
+    data = reader.get_metrics_data()
+    total = 0.0
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "amas.ratelimit.rejections":
+                    total += sum(p.value for p in metric.data.data_points)
+    return total
+
+
+def test_burst_then_refill_at_the_configured_rate() -> None:
+    clock = _Clock()
+    reader = InMemoryMetricReader()
+    limiter = RateLimiter(requests_per_minute=60, burst_size=3, clock=clock, meter_provider=MeterProvider(metric_readers=[reader]))
+    assert [limiter.allow_request("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow_request("b")  # keys are independent
+    clock.now += 0.5
+    assert not limiter.allow_request("a")
+    clock.now += 0.5  # one token per second
+    assert limiter.allow_request("a")
+    assert not limiter.allow_request("a")
+    clock.now += 10  # never more than the burst
+    assert [limiter.allow_request("a") for _ in range(4)] == [True, True, True, False]
+    assert _rejections(reader) == 4
+
+
+def test_check_reports_remaining_retry_after_and_reset() -> None:
+    clock = _Clock()
+    limiter = RateLimiter(requests_per_minute=120, burst_size=2, clock=clock)
+    first = limiter.check("k")
+    assert (first.allowed, first.limit, first.remaining, first.retry_after) == (True, 2, 1, 0.0)
+    assert first.reset == pytest.approx(0.5)
+    second = limiter.check("k")
+    assert (second.allowed, second.remaining) == (True, 0)
+    third = limiter.check("k")
+    assert not third.allowed and third.remaining == 0
+    assert third.retry_after == pytest.approx(0.5)
+    assert third.reset == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"requests_per_minute": 0}, "requests_per_minute must be a positive number, got 0"),
+        ({"requests_per_minute": float("inf")}, "requests_per_minute must be a positive number, got inf"),
+        ({"burst_size": 0}, "burst_size must be a positive integer, got 0"),
+        ({"burst_size": 2.5}, "burst_size must be a positive integer, got 2.5"),
+        ({"max_keys": 0}, "max_keys must be a positive integer, got 0"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RateLimiter(**kwargs)
+
+
+def test_memory_stays_bounded_with_a_million_keys() -> None:
+    limiter = RateLimiter(requests_per_minute=60, burst_size=5, max_keys=50_000)
+    for i in range(1_000_000):
+        limiter.allow_request(i)
+    assert len(limiter) <= 50_000
+    assert limiter.evictions >= 950_000
+    # A key in active use survives eviction (least recently used go first).
+    limiter.reset()
+    for _ in range(5):
+        assert limiter.allow_request("hot")
+    for i in range(200_000):
+        limiter.allow_request(i)
+        if i % 1000 == 0:
+            limiter.allow_request("hot")  # touched: rejected, but moved to the back
+    assert not limiter.allow_request("hot")
+
+
+def test_thread_safe_exactly_burst_allowed() -> None:
+    limiter = RateLimiter(requests_per_minute=1e-6, burst_size=1000, clock=lambda: 5.0)
+    allowed = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        allowed.append(sum(limiter.allow_request("shared") for _ in range(500)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(allowed) == 1000
+
+
+async def test_asyncio_safe_exactly_burst_allowed() -> None:
+    limiter = RateLimiter(requests_per_minute=1e-6, burst_size=50, clock=lambda: 5.0)
+    results = await asyncio.gather(*(limiter.acheck("k") for _ in range(200)))
+    assert sum(r.allowed for r in results) == 50
+
+
+# --- client address --------------------------------------------------------------
+
+
+def _scope(peer: str, xff: str | None = None) -> dict:
+    headers = [(b"x-forwarded-for", xff.encode())] if xff else []
+    return {"client": (peer, 5555), "headers": headers}
+
+
+def test_forwarded_for_only_from_trusted_proxies() -> None:
+    trusted = _networks(["10.0.0.0/8", "::1"])
+    assert client_address(_scope("203.0.113.9", "1.2.3.4"), trusted) == "203.0.113.9"  # untrusted peer: ignored
+    assert client_address(_scope("10.1.2.3", "1.2.3.4"), trusted) == "1.2.3.4"
+    # The right-most untrusted hop is the client; a spoofed left part is ignored.
+    assert client_address(_scope("10.1.2.3", "6.6.6.6, 1.2.3.4, 10.9.9.9"), trusted) == "1.2.3.4"
+    assert client_address(_scope("10.1.2.3"), trusted) == "10.1.2.3"
+    assert client_address(_scope("10.1.2.3", "1.2.3.4"), ()) == "10.1.2.3"
+    with pytest.raises(ValueError, match="trusted_proxies entry 'proxy.local' is not an IP address"):
+        _networks(["proxy.local"])
+
+
+# --- Redis -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    prefix = f"amas-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+def test_redis_limiter_burst_and_retry_after(redis_prefix: str) -> None:
+    reader = InMemoryMetricReader()
+    limiter = RedisRateLimiter(
+        REDIS_URL, requests_per_minute=60, burst_size=3, prefix=redis_prefix, meter_provider=MeterProvider(metric_readers=[reader])
+    )
+    decisions = [limiter.check("user-1") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    assert 0 < decisions[3].retry_after <= 1.0
+    assert limiter.allow_request("user-2")
+    ttl = redis.Redis.from_url(REDIS_URL).pttl(f"{redis_prefix}user-1")
+    assert 0 < ttl <= 3100  # expires when the bucket would be full again
+    assert _rejections(reader) == 1
+    limiter.close()
+
+
+async def test_redis_limiter_async_client(redis_prefix: str) -> None:
+    limiter = RedisRateLimiter(REDIS_URL, requests_per_minute=60, burst_size=5, prefix=redis_prefix)
+    results = await asyncio.gather(*(limiter.acheck("k") for _ in range(20)))
+    assert sum(r.allowed for r in results) == 5
+    await limiter.aclose()
+
+
+def test_redis_limiter_shared_by_two_processes(redis_prefix: str) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from amas_otel.ratelimit import RedisRateLimiter
+        limiter = RedisRateLimiter({REDIS_URL!r}, requests_per_minute=0.001, burst_size=100, prefix={redis_prefix!r})
+        sys.stdin.readline()  # start together
+        print(sum(limiter.allow_request("shared-client") for _ in range(150)))
+        """
+    )
+    procs = [
+        subprocess.Popen([PYTHON, "-c", script], env=python_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    counts = [int(proc.communicate(timeout=60)[0].strip()) for proc in procs]
+    assert sum(counts) == 100, counts
+
+
+def test_redis_unavailable_fails_open_or_raises() -> None:
+    from tests.conftest import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    limiter = RedisRateLimiter(url, requests_per_minute=60, burst_size=1)
+    assert limiter.allow_request("k") and limiter.allow_request("k")
+    strict = RedisRateLimiter(url, requests_per_minute=60, burst_size=1, fail_open=False)
+    with pytest.raises(redis.ConnectionError):
+        strict.check("k")
+
+
+def test_redis_limiter_needs_exactly_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one of url= or client="):
+        RedisRateLimiter()
