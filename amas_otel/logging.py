@@ -1,15 +1,646 @@
-"""Structured logging on structlog.  (Foundation stub: the logging issue completes it.)"""
+"""Structured logging on structlog, correlated and exported through OpenTelemetry.
+
+One processor chain serves both structlog loggers (:func:`get_logger`) and
+records of the standard :mod:`logging` module (uvicorn, libraries): level,
+timestamp, trace context (``trace_id``/``span_id`` as 32/16 lower-case hex
+digits), the values of the enclosing :class:`LoggingContext`, redaction
+(:mod:`amas_otel.redaction`), the ``amas.log.records`` count, a span event for
+warnings and errors, and export as an OTel log record; then one renderer
+(JSON lines or console) writes the line.
+
+:class:`LoggingContext` values live in the OpenTelemetry context (and in W3C
+baggage, so instrumented outgoing requests carry them to other services);
+contextvars carry them across ``await``, ``asyncio.create_task`` and
+``asyncio.to_thread``.  :class:`CorrelationSpanProcessor` copies them onto
+every span started inside the context.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+import json
+import logging as _stdlib_logging
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import IO, Any
 
 import structlog
+from opentelemetry import baggage, context, trace
+from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
+from opentelemetry.sdk.trace import SpanProcessor
 
-__all__ = ["get_logger"]
+from amas_otel import semconv
+from amas_otel.config import ConfigError
+from amas_otel.redaction import Redactor, SecurityLevel, configure_redaction, get_redactor
+
+__all__ = [
+    "LogLevel",
+    "LogFormat",
+    "SecurityLevel",
+    "LoggingConfig",
+    "configure_logging",
+    "get_logger",
+    "LoggingContext",
+    "current_correlation_id",
+    "CorrelationMiddleware",
+    "CorrelationSpanProcessor",
+    "CORRELATION_HEADER",
+    "SecurityLogger",
+    "security_logger",
+]
+
+#: HTTP header carrying the correlation id in and out.
+CORRELATION_HEADER = "X-Correlation-ID"
+#: Baggage entry carrying the correlation id between services.
+CORRELATION_BAGGAGE_KEY = "correlation_id"
+
+_internal = _stdlib_logging.getLogger("amas_otel.logging")
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class LogFormat(str, enum.Enum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _enum(kind: type[enum.Enum], value: Any, name: str, normalise: Callable[[str], str]) -> Any:
+    try:
+        return kind(normalise(str(getattr(value, "value", value)).strip()))
+    except ValueError:
+        accepted = ", ".join(member.value for member in kind)  # type: ignore[attr-defined]
+        raise ConfigError([f"LoggingConfig.{name}: {value!r} is not accepted; expected one of {accepted}"]) from None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """What :func:`configure_logging` sets up; strings are accepted for the enum fields.
+
+    ``redact_patterns`` are ``LOG_REDACT_PATTERNS`` entries (key names or
+    regular expressions), ``allow_keys`` extends the ``maximum`` level's
+    allow-list, ``stream`` is where lines go (default: ``sys.stderr``).
+    """
+
+    level: LogLevel = LogLevel.INFO
+    format: LogFormat = LogFormat.JSON
+    security_level: SecurityLevel = SecurityLevel.MEDIUM
+    enable_correlation: bool = True
+    enable_metrics: bool = True
+    enable_audit: bool = True
+    redact_patterns: tuple[str, ...] = ()
+    allow_keys: tuple[str, ...] = ()
+    stream: IO[str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", _enum(LogLevel, self.level, "level", str.upper))
+        object.__setattr__(self, "format", _enum(LogFormat, self.format, "format", str.lower))
+        object.__setattr__(self, "security_level", _enum(SecurityLevel, self.security_level, "security_level", str.lower))
+        for name in ("redact_patterns", "allow_keys"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> LoggingConfig:
+        """The configuration described by ``LOG_*`` settings (``get_settings().logging`` by default)."""
+        if settings is None:
+            from amas_otel.config import get_settings
+
+            settings = get_settings().logging
+        return cls(
+            level=settings.level,
+            format=settings.format,
+            security_level=settings.security_level,
+            enable_correlation=settings.enable_correlation,
+            enable_metrics=settings.enable_metrics,
+            enable_audit=settings.enable_audit,
+            redact_patterns=settings.redact_patterns,
+        )
+
+
+# --- correlation ---------------------------------------------------------------
+
+_CONTEXT_KEY = context.create_key("amas_otel.logging_context")
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def _context_values(ctx: context.Context | None = None) -> dict[str, Any] | None:
+    return context.get_value(_CONTEXT_KEY, ctx)  # type: ignore[return-value]
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the current context (LoggingContext, else baggage), or None."""
+    values = _context_values()
+    if values and values.get("correlation_id") is not None:
+        return str(values["correlation_id"])
+    found = baggage.get_baggage(CORRELATION_BAGGAGE_KEY)
+    return None if found is None else str(found)
+
+
+class LoggingContext:
+    """Values attached to every log record and span inside the block.
+
+    ``with LoggingContext(correlation_id="req-1", user_id="u-2"): ...`` or
+    ``async with``.  Contexts nest (inner values win, outer ones stay); ``None``
+    values are ignored.  The values live in the OpenTelemetry context and in
+    baggage (as strings), so they follow ``await``, tasks and context-copying
+    thread pools, and W3C propagation sends them on outgoing requests.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        self.values = {key: value for key, value in values.items() if value is not None}
+        self._tokens: list[object] = []
+
+    def __enter__(self) -> LoggingContext:
+        merged = dict(_context_values() or {})
+        merged.update(self.values)
+        ctx = context.set_value(_CONTEXT_KEY, merged)
+        for key, value in self.values.items():
+            ctx = baggage.set_baggage(key, str(value), ctx)
+        self._tokens.append(context.attach(ctx))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        context.detach(self._tokens.pop())
+
+    async def __aenter__(self) -> LoggingContext:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.__exit__(*exc)
+
+
+def _span_attribute(key: str) -> str:
+    if key == "correlation_id":
+        return semconv.CORRELATION_ID
+    if key == "user_id":
+        return semconv.USER_ID
+    return semconv.CONTEXT_PREFIX + key
+
+
+class CorrelationSpanProcessor(SpanProcessor):
+    """Sets the enclosing :class:`LoggingContext` values (or a baggage correlation id) on each span it starts."""
+
+    def on_start(self, span: Any, parent_context: context.Context | None = None) -> None:
+        values = _context_values(parent_context)
+        if values:
+            span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})
+            return
+        found = baggage.get_baggage(CORRELATION_BAGGAGE_KEY, parent_context)
+        if found is not None:
+            span.set_attribute(semconv.CORRELATION_ID, str(found))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _primitive(value: Any) -> Any:
+    return value if isinstance(value, (str, bool, int, float)) else str(value)
+
+
+def _valid_correlation_id(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    raw = raw.strip()
+    return raw if _CORRELATION_ID.fullmatch(raw) else None
+
+
+class CorrelationMiddleware:
+    """Pure ASGI middleware: one correlation id per request, in context and on the response.
+
+    The id comes from the ``X-Correlation-ID`` request header, else from the
+    ``correlation_id`` entry of the W3C ``baggage`` header, else a new UUID;
+    values that are not 1-128 characters of ``A-Z a-z 0-9 . _ : -`` are
+    replaced (no log injection).  The request runs inside
+    ``LoggingContext(correlation_id=...)``, the current span gets
+    ``amas.correlation.id``, and the response carries ``X-Correlation-ID``.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], *, header: str = CORRELATION_HEADER) -> None:
+        self.app = app
+        self._header = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        correlation_id = self._incoming(scope.get("headers") or ())
+        encoded = correlation_id.encode("latin-1")
+
+        async def send_with_header(message: MutableMapping[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != self._header]
+                headers.append((self._header, encoded))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with LoggingContext(correlation_id=correlation_id):
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute(semconv.CORRELATION_ID, correlation_id)
+            await self.app(scope, receive, send_with_header)
+
+    def _incoming(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        baggage_header = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == self._header:
+                found = _valid_correlation_id(value.decode("latin-1"))
+                if found:
+                    return found
+            elif lowered == b"baggage":
+                baggage_header = value.decode("latin-1")
+        if baggage_header:
+            ctx = W3CBaggagePropagator().extract({"baggage": baggage_header})
+            found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, ctx)))
+            if found:
+                return found
+        return str(uuid.uuid4())
+
+
+def _as_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- processors ----------------------------------------------------------------
+
+_SEVERITY = {
+    "debug": SeverityNumber.DEBUG,
+    "info": SeverityNumber.INFO,
+    "warning": SeverityNumber.WARN,
+    "warn": SeverityNumber.WARN,
+    "error": SeverityNumber.ERROR,
+    "exception": SeverityNumber.ERROR,
+    "critical": SeverityNumber.FATAL,
+    "fatal": SeverityNumber.FATAL,
+}
+_EVENT_LEVELS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
+# Keys the OTel record carries elsewhere (body, severity, timestamps, trace context, scope).
+_NOT_ATTRIBUTES = frozenset(
+    {"event", "level", "timestamp", "logger", "trace_id", "span_id", "event_name", "_record", "_from_structlog"}
+)
+_NOT_EVENT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "trace_id", "span_id", "_record", "_from_structlog"})
+
+
+def _add_correlation(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+    values = _context_values()
+    if values:
+        for key, value in values.items():
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _attribute_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
+        return list(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+def _attributes(event_dict: dict[str, Any], skip: frozenset[str]) -> dict[str, Any]:
+    attributes = {}
+    for key, value in event_dict.items():
+        if key in skip or value is None:
+            continue
+        if key == "exception":
+            attributes["exception.stacktrace"] = str(value)
+        else:
+            attributes[key] = _attribute_value(value)
+    return attributes
+
+
+class _LogRecordCounter:
+    """``amas.log.records`` as an observable counter: the hot path adds to a dict, collection reads it."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str | None], int] = {}
+        self._lock = threading.Lock()
+        self._providers: set[int] = set()
+
+    def register(self, meter_provider: Any) -> None:
+        if id(meter_provider) in self._providers:
+            return
+        self._providers.add(id(meter_provider))
+        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE)
+        meter.create_observable_counter(
+            semconv.LOG_RECORDS, callbacks=[self._observe], unit="{record}", description="Log records by level and component"
+        )
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        key = (event_dict.get("level", method_name), event_dict.get("component"))
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+        return event_dict
+
+    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            counts = list(self._counts.items())
+        for (level, component), count in counts:
+            attributes = {semconv.LOG_LEVEL: str(level)}
+            if component is not None:
+                attributes[semconv.COMPONENT] = str(component)
+            yield Observation(count, attributes)
+
+
+_record_counter = _LogRecordCounter()
+
+
+def _add_span_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    level = event_dict.get("level", method_name)
+    if level in _EVENT_LEVELS and "event_name" not in event_dict:
+        span = trace.get_current_span()
+        if span.is_recording():
+            attributes = _attributes(event_dict, _NOT_EVENT_ATTRIBUTES)
+            attributes[semconv.LOG_LEVEL] = level
+            attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
+            span.add_event(semconv.LOG_EVENT, attributes)
+    return event_dict
+
+
+class _OtelExport:
+    """Emits each event dict as an OTel log record (already redacted: marked so it is not scanned again)."""
+
+    def __init__(self, logger_provider: Any = None) -> None:
+        self._provider = logger_provider
+        self._loggers: dict[str, Any] = {}
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        name = event_dict.get("logger") or semconv.INSTRUMENTATION_SCOPE
+        if name.startswith("opentelemetry"):
+            return event_dict  # the SDK's own complaints must not feed back into the SDK
+        try:
+            otel_logger = self._loggers.get(name)
+            if otel_logger is None:
+                provider = self._provider or get_logger_provider()
+                otel_logger = self._loggers.setdefault(name, provider.get_logger(name))
+            level = event_dict.get("level", method_name)
+            record = LogRecord(
+                timestamp=time.time_ns(),
+                severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+                severity_text=level.upper(),
+                body=_attribute_value(event_dict.get("event", "")),
+                attributes=_attributes(event_dict, _NOT_ATTRIBUTES),
+                event_name=event_dict.get("event_name"),
+            )
+            record._amas_redacted = True  # type: ignore[attr-defined] - see RedactingLogRecordProcessor
+            otel_logger.emit(record)
+        except Exception:  # noqa: BLE001 - export trouble must not break logging
+            _internal.debug("amas_otel: cannot export a log record", exc_info=True)
+        return event_dict
+
+
+# --- configuration ---------------------------------------------------------------
+
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+
+class _Pipeline:
+    config: LoggingConfig | None = None
+    processors: list[Any] = []
+    handler: _stdlib_logging.Handler | None = None
+    stream: IO[str] | None = None
+
+
+_pipeline = _Pipeline()
+
+
+def configure_logging(
+    config: LoggingConfig | None = None,
+    *,
+    logger_provider: Any = None,
+    meter_provider: Any = None,
+) -> LoggingConfig:
+    """Set up structlog and the standard library's root logger; may be called again to reconfigure.
+
+    ``config`` defaults to :meth:`LoggingConfig.from_settings`.  Records are
+    exported through ``logger_provider`` and counted on ``meter_provider``
+    (default: the global OpenTelemetry providers).  Invalid patterns raise
+    :class:`~amas_otel.config.ConfigError` before anything changes.
+    """
+    config = config or LoggingConfig.from_settings()
+    redactor = Redactor(config.security_level, config.redact_patterns, allow_keys=config.allow_keys)
+    configure_redaction(redactor)
+
+    stream = config.stream or sys.stderr
+    common: list[Any] = []
+    if config.enable_correlation:
+        common.append(_add_correlation)
+    common += [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info, redactor.structlog_processor]
+    if config.enable_metrics:
+        _record_counter.register(meter_provider or get_meter_provider())
+        common.append(_record_counter)
+    common += [_add_span_event, _OtelExport(logger_provider)]
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if config.format is LogFormat.JSON
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _add_logger_name,
+        timestamper,
+        *common,
+    ]
+    level = getattr(_stdlib_logging, config.level.value)
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=_LoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_logger_name,
+            structlog.stdlib.ExtraAdder(),
+            timestamper,
+            *common,
+        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = _stdlib_logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = _stdlib_logging.getLogger()
+    if _pipeline.handler is not None:
+        root.removeHandler(_pipeline.handler)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _UVICORN_LOGGERS:
+        # Route server logs through the same pipeline instead of their own handlers.
+        server_logger = _stdlib_logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
+
+    _pipeline.config, _pipeline.processors, _pipeline.handler, _pipeline.stream = config, [*processors, renderer], handler, stream
+    return config
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger named ``name``, bound to ``component`` when given."""
-    logger = structlog.get_logger(name)
-    return logger.bind(component=component) if component else logger
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``."""
+    if component:
+        return structlog.get_logger(name, component=component)
+    return structlog.get_logger(name)
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's fast file logger, remembering the name given to :func:`get_logger`."""
+
+    def __init__(self, file: IO[str], name: str | None) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _LoggerFactory:
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(self._stream, args[0] if args and isinstance(args[0], str) else None)
+
+
+def _add_logger_name(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    record = event_dict.get("_record")
+    name = record.name if record is not None else getattr(logger, "name", None)
+    if name:
+        event_dict["logger"] = name
+    return event_dict
+
+
+# --- security and audit logging ---------------------------------------------------
+
+_SECURITY_LEVELS = {"low": "info", "medium": "warning", "high": "error", "critical": "critical"}
+
+
+class SecurityLogger:
+    """Audit records: OTel log records with an event name, emitted whatever LOG_LEVEL says.
+
+    With audit enabled (``LOG_ENABLE_AUDIT``) each call writes a record through
+    the logging pipeline (redacted like every record) and adds a span event of
+    the same name to the current span.  Authentication attempts are counted by
+    :meth:`amas_otel.metrics.MetricsService.record_authentication` in any case.
+    """
+
+    def __init__(self, *, tracer_provider: Any = None) -> None:
+        del tracer_provider  # events go on the *current* span, whichever provider made it
+
+    def log_authentication(
+        self, user: str, success: bool, ip_address: str | None = None, *, method: str | None = None, **details: Any
+    ) -> None:
+        """One authentication attempt by ``user`` from ``ip_address``."""
+        outcome = "success" if success else "failure"
+        self._count_authentication(bool(success), method)
+        fields = {semconv.AUDIT_USER: user, semconv.AUDIT_OUTCOME: outcome, **details}
+        if ip_address is not None:
+            fields[semconv.CLIENT_ADDRESS] = ip_address
+        if method is not None:
+            fields["amas.auth.method"] = method
+        self._emit(
+            semconv.AUDIT_AUTHENTICATION,
+            "info" if success else "warning",
+            "authentication succeeded" if success else "authentication failed",
+            fields,
+        )
+
+    def log_authorization(self, user: str, resource: str, action: str, granted: bool, **details: Any) -> None:
+        """One access decision: ``user`` asked to ``action`` on ``resource``."""
+        fields = {
+            semconv.AUDIT_USER: user,
+            semconv.AUDIT_RESOURCE: resource,
+            semconv.AUDIT_ACTION: action,
+            semconv.AUDIT_OUTCOME: "granted" if granted else "denied",
+            **details,
+        }
+        self._emit(
+            semconv.AUDIT_AUTHORIZATION,
+            "info" if granted else "warning",
+            "access granted" if granted else "access denied",
+            fields,
+        )
+
+    def log_security_event(self, kind: str, severity: str = "medium", **details: Any) -> None:
+        """A security-relevant event (``severity``: low, medium, high, critical)."""
+        level = _SECURITY_LEVELS.get(str(severity).lower())
+        if level is None:
+            raise ValueError(f"severity: {severity!r} is not accepted; expected one of low, medium, high, critical")
+        fields = {semconv.AUDIT_KIND: kind, semconv.AUDIT_SEVERITY: str(severity).lower(), **details}
+        self._emit(semconv.AUDIT_SECURITY, level, f"security event: {kind}", fields)
+
+    @staticmethod
+    def _count_authentication(success: bool, method: str | None) -> None:
+        try:
+            from amas_otel.metrics import get_metrics_service
+
+            get_metrics_service().record_authentication(success, method=method)
+        except Exception:  # noqa: BLE001 - a metrics failure must not fail the login
+            _internal.debug("amas_otel: cannot count an authentication attempt", exc_info=True)
+
+    @staticmethod
+    def _emit(event_name: str, level: str, message: str, fields: dict[str, Any]) -> None:
+        config = _pipeline.config
+        if config is not None and not config.enable_audit:
+            return
+        event_dict: dict[str, Any] = {"event": message, "logger": "amas_otel.audit", "event_name": event_name, **fields}
+        processors = _pipeline.processors or structlog.get_config()["processors"]
+        try:
+            # Run the pipeline directly: audit records bypass the level filter.
+            for processor in processors:
+                event_dict = processor(None, level, event_dict)
+            if _pipeline.stream is not None and isinstance(event_dict, str):
+                _pipeline.stream.write(event_dict + "\n")
+                _pipeline.stream.flush()
+        except Exception:  # noqa: BLE001 - see _count_authentication
+            _internal.debug("amas_otel: cannot write an audit record", exc_info=True)
+            return
+        span = trace.get_current_span()
+        if span.is_recording():
+            cleaned, _ = get_redactor().redact_mapping(fields)
+            span.add_event(event_name, {k: _attribute_value(v) for k, v in cleaned.items() if v is not None})
+
+
+#: The process-wide :class:`SecurityLogger`.
+security_logger = SecurityLogger()
+
+
+def _on_configure(settings: Any, state: Any) -> None:
+    from amas_otel import sdk
+
+    configure_logging(
+        LoggingConfig.from_settings(settings.logging),
+        logger_provider=state.logger_provider,
+        meter_provider=state.meter_provider,
+    )
+    if settings.logging.enable_correlation:
+        sdk.add_span_processor(CorrelationSpanProcessor(), first=True)
+
+
+def _register() -> None:
+    from amas_otel import sdk
+
+    if _on_configure not in sdk._on_configure:  # noqa: SLF001 - the documented hook list
+        sdk._on_configure.append(_on_configure)  # noqa: SLF001
+
+
+_register()

@@ -1,0 +1,688 @@
+"""One redaction engine for every signal: structlog events, spans, OTel log records, metric attributes.
+
+A :class:`Redactor` is built for a security level (``low`` < ``medium`` < ``high``
+< ``maximum``, see :data:`LEVEL_RULES`) plus the extra ``LOG_REDACT_PATTERNS``.
+It applies two kinds of rules:
+
+* **key rules** – a value stored under a sensitive key (``password``,
+  ``api_key``, ``Authorization``…) is replaced whole.  Keys are compared after
+  lower-casing and removing every non-alphanumeric character, so ``API-Key``,
+  ``api_key`` and ``apiKey`` are the same key; the decision is cached per key.
+* **value rules** – secrets recognised by their shape (JWTs, PEM private keys,
+  provider API keys, e-mail addresses, Luhn-valid card numbers…) are replaced
+  inside any string, including JSON documents held in strings, URL query
+  strings and ``key=value`` text.
+
+Replacements read ``[REDACTED:<kind>]`` and every cleaned record/span gets the
+number of replacements in :data:`amas_otel.semconv.REDACTION_COUNT`.
+
+Speed: strings are first checked with a handful of substring tests (C speed);
+only strings that contain a possible trigger (``@``, ``=``, ``eyJ``, long digit
+runs…) reach the regular expressions, and short strings found clean are
+remembered, so the repeated values of real traffic (methods, routes, hosts)
+cost one set lookup.  Only clean values are remembered, never secrets.
+
+Failures never lose telemetry: if redacting a value raises, the whole value
+becomes ``[REDACTED:error]``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Status
+
+from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
+from amas_otel.config import ConfigError
+from amas_otel.semconv import REDACTION_COUNT
+
+__all__ = [
+    "SecurityLevel",
+    "Redactor",
+    "RedactingSpanProcessor",
+    "RedactingLogRecordProcessor",
+    "LEVEL_RULES",
+    "MAXIMUM_ALLOWED_KEYS",
+    "get_redactor",
+    "configure_redaction",
+    "safe_metric_attributes",
+]
+
+
+class SecurityLevel(str, enum.Enum):
+    """How much is removed; each level removes everything the lower ones do."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    MAXIMUM = "maximum"
+
+
+_ORDER = {SecurityLevel.LOW: 0, SecurityLevel.MEDIUM: 1, SecurityLevel.HIGH: 2, SecurityLevel.MAXIMUM: 3}
+
+# --- key rules ----------------------------------------------------------------
+# Every level applies the shared word rule of amas_otel._redaction_keys (the
+# same list the collector's redaction processor blocks), so ``access_token``,
+# ``X-API-Key`` and ``Set-Cookie`` are secret while ``input_tokens`` is not.
+# Each level adds the keys below, matched on the normalised key (lower case,
+# alphanumerics only), which *contains* a term or *ends with* a suffix.
+_CONTAINS = (
+    ("passphrase", "privatekey", "clientsecret"),
+    ("iban", "socialsecurity", "cvc", "creditcard", "cardnumber"),
+    ("phone", "mobile", "ipaddress", "dateofbirth", "birthdate", "email"),
+)
+_SUFFIXES = (
+    ("signature", "otp"),
+    ("accountnumber",),
+    ("clientip", "remoteip", "sourceip", "clientaddress", "peeraddress", "dob"),
+)
+
+# --- value rules --------------------------------------------------------------
+# (kind, minimum level index, regex) in matching priority.  Kinds whose name
+# starts with "_" protect well-known harmless shapes (UUIDs, ISO timestamps)
+# from the looser number rules and are left unchanged.
+_VALUE_RULES: tuple[tuple[str, int, str], ...] = (
+    ("private_key", 0, r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)"),
+    ("url_password", 0, r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"),
+    ("bearer", 0, r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"),
+    ("basic", 0, r"\b(?i:basic)\s+[A-Za-z0-9+/]{8,}=*"),
+    ("jwt", 0, r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    ("aws_key", 0, r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),
+    ("github_token", 0, r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+    ("slack_token", 0, r"\bxox[abposre]-[A-Za-z0-9-]{10,250}"),
+    ("stripe_key", 0, r"\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,250}"),
+    ("email", 1, r"(?<![\w.%+-])[\w.%+-]{1,64}+@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b"),
+    ("_uuid", 1, r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    ("_timestamp", 1, r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?"),
+    ("iban", 1, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"),
+    ("ssn", 1, r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+    # Issuer prefixes 2-6 only: epoch timestamps (1…) are not cards.
+    ("card", 1, r"(?<![\w.])[2-6](?:[ -]?\d){12,18}(?![\w.])"),
+    ("ip", 2, r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"),
+    ("ip", 2, r"(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?|::1)(?![\w:])"),
+    ("phone", 2, r"(?<![\w+])(?:\+\d{8,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,5}){1,3})(?!\w)"),
+)
+
+#: Human-readable summary of what each level removes (the README table is generated from it).
+LEVEL_RULES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    level.value: {
+        "keys (word rule)": SENSITIVE_KEYS,
+        "keys containing": tuple(t for i in range(min(_ORDER[level], 2) + 1) for t in _CONTAINS[i]),
+        "keys ending with": tuple(t for i in range(min(_ORDER[level], 2) + 1) for t in _SUFFIXES[i]),
+        "values": tuple(
+            dict.fromkeys(k for k, lvl, _ in _VALUE_RULES if lvl <= _ORDER[level] and not k.startswith("_"))
+        ),
+    }
+    for level in SecurityLevel
+}
+
+#: At ``maximum`` only these keys (exact) and key prefixes (ending in ".") keep their values.
+MAXIMUM_ALLOWED_KEYS: tuple[str, ...] = (
+    "event", "level", "logger", "timestamp", "trace_id", "span_id", "component", "correlation_id",
+    "event_name", "exception.type", "error.type", "http.request.method", "http.response.status_code",
+    "http.route", "url.scheme", "server.port", "rpc.system", "rpc.service", "rpc.method", "db.system",
+    "db.operation.name", "messaging.system", "host.name", "process.pid",
+    "service.", "telemetry.", "otel.", "amas.", "code.", "network.protocol.", "thread.",
+)
+
+_ALWAYS_SAFE_LOG_KEYS = frozenset(
+    {"timestamp", "level", "logger", "trace_id", "span_id", "trace_flags", "_record", "_from_structlog", REDACTION_COUNT}
+)
+_ERROR = "[REDACTED:error]"
+_CACHE_LIMIT = 8192
+_CACHE_MAX_LEN = 256
+_NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+_KV = re.compile(
+    r"(?<![\w.\-])(?P<k>[A-Za-z_][\w.\-]{0,127}+)(?P<s>\s*=\s*|[\"']\s*:\s*[\"']?|:\s+)"
+    r"(?P<v>(?i:bearer|basic)\s+[^\s&;,'\"}\]?#]+|[^\s&;,'\"}\]?#=]+)"
+)
+_UNKNOWN = object()
+_CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
+_NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
+# Lower-case hex ids (trace/span ids, str(uuid4())) carry no number secret.
+_LOWER_HEX_ID = re.compile(r"[0-9a-f]+(?:-[0-9a-f]+)*")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
+_SHARED_WORDS = sorted({normalize_key(k) for k in SENSITIVE_KEYS}, key=len, reverse=True)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def _digit_count(text: str) -> int:
+    return len(text.encode("utf-8", "ignore").translate(None, _NON_DIGITS))
+
+
+class _Counter:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class Redactor:
+    """The redaction engine for one security level.
+
+    ``patterns`` are ``LOG_REDACT_PATTERNS`` entries: a plain name made of
+    letters, digits, ``_ . -`` adds a sensitive key (matched like the built-in
+    ones: normalised key equal to it or ending with it); anything else is a
+    regular expression whose matches inside values become
+    ``[REDACTED:pattern]``.  ``allow_keys`` extends :data:`MAXIMUM_ALLOWED_KEYS`.
+    Invalid input raises :class:`~amas_otel.config.ConfigError`.
+    """
+
+    def __init__(
+        self,
+        level: SecurityLevel | str = SecurityLevel.MEDIUM,
+        patterns: Iterable[str] = (),
+        *,
+        allow_keys: Iterable[str] = (),
+    ) -> None:
+        try:
+            self.level = SecurityLevel(str(getattr(level, "value", level)).strip().lower())
+        except ValueError:
+            raise ConfigError(
+                [f"security_level (LOG_SECURITY_LEVEL): {level!r} is not a level; expected one of low, medium, high, maximum"]
+            ) from None
+        rank = _ORDER[self.level]
+        problems: list[str] = []
+        extra_keys: list[str] = []
+        self._custom: list[re.Pattern[str]] = []
+        for raw in patterns if not isinstance(patterns, str) else [patterns]:
+            entry = str(raw).strip()
+            if not entry:
+                continue
+            if _PLAIN_KEY.fullmatch(entry):
+                extra_keys.append(normalize_key(entry))
+                continue
+            try:
+                compiled = re.compile(entry)
+            except re.error as exc:
+                problems.append(
+                    f"redact_patterns (LOG_REDACT_PATTERNS): {entry!r} is not a valid regular expression ({exc}); "
+                    "expected key names (letters, digits, _ . -) or regular expressions"
+                )
+                continue
+            if compiled.search("") is not None:
+                problems.append(
+                    f"redact_patterns (LOG_REDACT_PATTERNS): {entry!r} matches the empty string and would redact "
+                    "everything; expected a pattern that matches only the secret"
+                )
+                continue
+            self._custom.append(compiled)
+        if problems:
+            raise ConfigError(problems)
+        self.patterns = tuple(str(p) for p in (patterns if not isinstance(patterns, str) else [patterns]))
+        level_slice = min(rank, 2) + 1
+        self._contains = tuple(t for i in range(level_slice) for t in _CONTAINS[i])
+        self._suffixes = tuple(t for i in range(level_slice) for t in _SUFFIXES[i]) + tuple(extra_keys)
+        allowed = MAXIMUM_ALLOWED_KEYS + tuple(allow_keys)
+        self._allow_exact = frozenset(k for k in allowed if not k.endswith("."))
+        self._allow_prefix = tuple(k for k in allowed if k.endswith("."))
+        self._maximum = self.level is SecurityLevel.MAXIMUM
+        self._digits = rank >= 1
+        self._network = rank >= 2
+        # Two stages, each run only when its cheap gate fires: shapes announced
+        # by a literal marker (``@``, ``eyJ``, ``AKIA``…) and number shapes.
+        rules = [(kind, rx) for kind, lvl, rx in _VALUE_RULES if lvl <= rank]
+        self._stages = [
+            (kinds, re.compile("|".join(f"({rx})" for _, rx in chosen), re.DOTALL) if chosen else None)
+            for chosen in (
+                [(k, rx) for k, rx in rules if k not in _NUMBER_KINDS],
+                [(k, rx) for k, rx in rules if k in _NUMBER_KINDS],
+            )
+            for kinds in ([k for k, _ in chosen],)
+        ]
+        self._key_cache: dict[str, str | None] = {}
+        self._clean: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Redactor(level={self.level.value!r}, patterns={self.patterns!r})"
+
+    # --- keys -----------------------------------------------------------------
+
+    def key_kind(self, key: str) -> str | None:
+        """The redaction kind for a value stored under ``key``, or None when the value is only scanned."""
+        try:
+            return self._key_cache[key]
+        except KeyError:
+            pass
+        kind = self._decide_key(key)
+        if len(self._key_cache) >= _CACHE_LIMIT:
+            self._key_cache.clear()
+        self._key_cache[key] = kind
+        return kind
+
+    def _decide_key(self, key: str) -> str | None:
+        norm = normalize_key(key)
+        if is_sensitive_key(key):
+            return next((word for word in _SHARED_WORDS if word in norm), "secret")
+        for term in self._contains:
+            if term in norm:
+                return term
+        for term in self._suffixes:
+            if norm.endswith(term):
+                return term
+        if self._maximum and key not in self._allow_exact and not str(key).startswith(self._allow_prefix):
+            return "not_allowed"
+        return None
+
+    # --- public API -------------------------------------------------------------
+
+    def redact(self, obj: Any) -> Any:
+        """A copy of ``obj`` (str, number, mapping, sequence, JSON text…) with secrets replaced."""
+        return self._any(obj, _Counter())
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret found by the value rules replaced."""
+        return self._text(text, _Counter())
+
+    def redact_mapping(self, attributes: Mapping[str, Any]) -> tuple[Mapping[str, Any], int]:
+        """``(cleaned, count)``; ``cleaned`` is ``attributes`` itself when nothing was found."""
+        counter = _Counter()
+        changed: dict[str, Any] | None = None
+        key_cache, clean = self._key_cache, self._clean
+        # BoundedAttributes iterates through a lock per item; its dict is the same data.
+        plain = attributes._dict if isinstance(attributes, BoundedAttributes) else attributes  # noqa: SLF001
+        for key, value in plain.items():
+            # Fast path for the common case: a known harmless key with a primitive value already seen clean.
+            if key_cache.get(key, _UNKNOWN) is None:
+                kind = type(value)
+                if kind is str:
+                    if value in clean:
+                        continue
+                    new = self._text(value, counter)
+                elif kind is bool or kind is float or (kind is int and value < _CARD_MIN):
+                    continue
+                else:
+                    new = self._field(key, value, counter)
+            else:
+                new = self._field(key, value, counter)
+            if new is not value:
+                if changed is None:
+                    changed = dict(attributes)
+                changed[key] = new
+        return (attributes if changed is None else changed), counter.n
+
+    def structlog_processor(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        """structlog processor: clean every field in place and add the redaction count."""
+        counter = _Counter()
+        for key, value in event_dict.items():
+            if key in _ALWAYS_SAFE_LOG_KEYS:
+                continue
+            new = self._field(key, value, counter)
+            if new is not value:
+                event_dict[key] = new
+        if counter.n:
+            event_dict[REDACTION_COUNT] = counter.n
+        return event_dict
+
+    # --- engine -----------------------------------------------------------------
+
+    def _field(self, key: Any, value: Any, counter: _Counter) -> Any:
+        try:
+            kind = self.key_kind(key) if isinstance(key, str) else None
+            if kind is not None:
+                if value is None or value == "" or (isinstance(value, str) and value.startswith("[REDACTED:")):
+                    return value
+                counter.n += 1
+                return f"[REDACTED:{kind}]"
+            return self._any(value, counter)
+        except Exception:  # noqa: BLE001 - a redaction bug must cost the value, not the record
+            counter.n += 1
+            return _ERROR
+
+    def _any(self, value: Any, counter: _Counter) -> Any:
+        if isinstance(value, str):
+            return self._text(value, counter)
+        if value is None or isinstance(value, (bool, float)):
+            return value
+        if isinstance(value, int):
+            if self._digits and _CARD_MIN <= value < 10**19 and str(value)[0] in "23456" and _luhn(str(value)):
+                counter.n += 1
+                return "[REDACTED:card]"
+            return value
+        if isinstance(value, Mapping):
+            out = {}
+            changed = False
+            for k, v in value.items():
+                new = self._field(k, v, counter)
+                changed = changed or new is not v
+                out[k] = new
+            return out if changed else value
+        if isinstance(value, (list, tuple)):
+            items = [self._any(v, counter) for v in value]
+            if all(a is b for a, b in zip(items, value)):
+                return value
+            return type(value)(items) if isinstance(value, tuple) else items
+        if isinstance(value, (bytes, bytearray)):
+            text = bytes(value).decode("utf-8", "replace")
+            return value if self._text(text, counter) is text else "[REDACTED:bytes]"
+        # Anything else is rendered with str() by loggers and exporters: scan that.
+        text = str(value)
+        cleaned = self._text(text, counter)
+        return value if cleaned is text else cleaned
+
+    def _text(self, text: str, counter: _Counter) -> str:
+        if text in self._clean:
+            return text
+        try:
+            out = self._scrub(text, counter) if len(text) >= 5 or self._maximum else text
+            if self._custom:
+                out = self._custom_patterns(out, counter)
+        except Exception:  # noqa: BLE001 - see _field
+            counter.n += 1
+            return _ERROR
+        if out is text and len(text) <= _CACHE_MAX_LEN:
+            if len(self._clean) >= _CACHE_LIMIT:
+                self._clean.clear()
+            self._clean.add(text)
+        return out
+
+    def _scrub(self, text: str, counter: _Counter) -> str:
+        if _LOWER_HEX_ID.fullmatch(text) and not text.replace("-", "").isdigit():
+            return text  # trace/span ids and str(uuid4()): no rule can match
+        first = text[:1]
+        if first == "{" or first == "[":
+            stripped = text.strip()
+            if stripped[-1:] in ("}", "]"):
+                try:
+                    document = json.loads(stripped)
+                except ValueError:
+                    document = None
+                if isinstance(document, (dict, list)):
+                    before = counter.n
+                    cleaned = self._any(document, counter)
+                    return text if counter.n == before else json.dumps(cleaned, ensure_ascii=False)
+        out = text
+        if "=" in out or ": " in out or '":' in out or "':" in out:
+            out = _KV.sub(lambda m: self._kv(m, counter), out)
+        if (
+            "@" in out
+            or "eyJ" in out
+            or "-----" in out
+            or "AKIA" in out
+            or "ASIA" in out
+            or "xox" in out
+            or "earer" in out
+            or "EARER" in out
+            or "asic " in out
+            or "ASIC " in out
+            or ("_" in out and ("gh" in out or "k_" in out or "whsec" in out))
+        ):
+            out = self._stage(0, out, counter)
+        if self._digits:
+            digits = _digit_count(out)
+            if digits >= (7 if self._network else 9) or (self._network and digits and ("." in out or ":" in out)):
+                out = self._stage(1, out, counter)
+        return out
+
+    def _stage(self, index: int, text: str, counter: _Counter) -> str:
+        kinds, pattern = self._stages[index]
+        if pattern is None:
+            return text
+        return pattern.sub(lambda m: self._value(kinds, m, counter), text)
+
+    def _kv(self, m: re.Match[str], counter: _Counter) -> str:
+        key, value = m.group("k"), m.group("v")
+        kind = self.key_kind(key)
+        if kind is None:
+            if "%" in value:
+                decoded = urllib.parse.unquote(value)
+                before = counter.n
+                self._stage(1, self._stage(0, decoded, counter), counter)
+                if counter.n != before:
+                    return f"{key}{m.group('s')}[REDACTED:encoded]"
+            return m.group(0)
+        if value.startswith("[REDACTED:"):
+            return m.group(0)
+        counter.n += 1
+        return f"{key}{m.group('s')}[REDACTED:{kind}]"
+
+    def _value(self, kinds: list[str], m: re.Match[str], counter: _Counter) -> str:
+        kind = kinds[m.lastindex - 1]  # type: ignore[operator]
+        found = m.group(0)
+        if kind[0] == "_":
+            return found
+        if kind == "card":
+            digits = found.replace(" ", "").replace("-", "")
+            if not 13 <= len(digits) <= 19 or not _luhn(digits) or len(set(digits)) == 1:
+                return found
+        elif kind == "iban":
+            if not _iban_ok(found):
+                return found
+        elif kind == "phone":
+            if _digit_count(found) < (8 if found.startswith("+") else 9):
+                return found
+        counter.n += 1
+        return f"[REDACTED:{kind}]"
+
+    def _custom_patterns(self, text: str, counter: _Counter) -> str:
+        for pattern in self._custom:
+            text, n = pattern.subn("[REDACTED:pattern]", text)
+            counter.n += n
+        return text
+
+
+# --- the configured redactor -------------------------------------------------------
+
+_redactor: Redactor | None = None
+
+
+def get_redactor() -> Redactor:
+    """The process's redactor (``LOG_SECURITY_LEVEL`` / ``LOG_REDACT_PATTERNS`` unless configured otherwise)."""
+    global _redactor
+    if _redactor is None:
+        from amas_otel.config import get_settings
+
+        settings = get_settings().logging
+        _redactor = Redactor(settings.security_level, settings.redact_patterns)
+    return _redactor
+
+
+def configure_redaction(redactor: Redactor | None) -> Redactor | None:
+    """Make ``redactor`` the one :func:`get_redactor` returns (``configure_logging`` does);
+    ``None`` goes back to the one described by the settings."""
+    global _redactor
+    _redactor = redactor
+    return redactor
+
+
+def safe_metric_attributes(attributes: Mapping[str, Any], redactor: Redactor | None = None) -> Mapping[str, Any]:
+    """``attributes`` fit for a metric data point: sensitive values collapse to ``[REDACTED:kind]``.
+
+    Metric attributes are exported on every collection and become label
+    values, so a leaked secret is both persisted and a cardinality explosion;
+    instruments fed with caller-provided attributes pass them through here.
+    """
+    cleaned, _ = (redactor or get_redactor()).redact_mapping(attributes)
+    return cleaned
+
+
+# --- span processor -----------------------------------------------------------------
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Cleans finished spans before any later processor (the exporters) sees them.
+
+    The SDK hands ``on_end`` a fresh :class:`ReadableSpan` snapshot that all
+    processors share, in order.  Registered first, this processor replaces the
+    snapshot's name, attributes, events (exception messages and stack traces
+    included), links and status description with redacted copies; the live
+    span is untouched and nothing is copied when nothing was found.  Doing it
+    once at the end (not on every ``set_attribute``) keeps the per-span cost
+    to one pass over the final data.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._redactor = redactor
+
+    def on_end(self, span: ReadableSpan) -> None:
+        redactor = self._redactor or get_redactor()
+        try:
+            _clean_span(redactor, span)
+        except Exception:  # noqa: BLE001 - fall back to dropping every value, never the span
+            span._attributes = {REDACTION_COUNT: len(span.attributes or {})}  # noqa: SLF001
+            span._events = []  # noqa: SLF001
+            span._links = []  # noqa: SLF001
+            span._status = Status(span.status.status_code)  # noqa: SLF001
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _bounded(original: Any, cleaned: Mapping[str, Any]) -> Any:
+    if not isinstance(original, BoundedAttributes):
+        return cleaned
+    copy = BoundedAttributes(original.maxlen, cleaned, immutable=True, max_value_len=original.max_value_len)
+    copy.dropped += original.dropped
+    return copy
+
+
+def _clean_span(redactor: Redactor, span: ReadableSpan) -> None:
+    counter = _Counter()
+    name = span._name  # noqa: SLF001 - the snapshot has no setters; see the class docstring
+    if name:
+        new_name = redactor._text(name, counter)  # noqa: SLF001
+        if new_name is not name:
+            span._name = new_name  # noqa: SLF001
+    events = span._events  # noqa: SLF001
+    if events:
+        new_events = []
+        changed = False
+        for event in events:
+            attrs, n = redactor.redact_mapping(event.attributes) if event.attributes else (event.attributes, 0)
+            event_name = redactor._text(event.name, counter)  # noqa: SLF001
+            if n or event_name is not event.name:
+                counter.n += n
+                changed = True
+                event = Event(event_name, _bounded(event.attributes, attrs), event.timestamp)
+            new_events.append(event)
+        if changed:
+            bounded = BoundedList.from_seq(getattr(events, "maxlen", None), new_events)
+            bounded.dropped = getattr(events, "dropped", 0)
+            span._events = bounded  # noqa: SLF001
+    links = span._links  # noqa: SLF001
+    if links:
+        new_links = []
+        changed = False
+        for link in links:
+            if link.attributes:
+                attrs, n = redactor.redact_mapping(link.attributes)
+                if n:
+                    counter.n += n
+                    changed = True
+                    link = trace.Link(link.context, _bounded(link.attributes, attrs))
+            new_links.append(link)
+        if changed:
+            bounded = BoundedList.from_seq(getattr(links, "maxlen", None), new_links)
+            bounded.dropped = getattr(links, "dropped", 0)
+            span._links = bounded  # noqa: SLF001
+    status = span._status  # noqa: SLF001
+    if status is not None and status.description:
+        description = redactor._text(status.description, counter)  # noqa: SLF001
+        if description is not status.description:
+            span._status = Status(status.status_code, description)  # noqa: SLF001
+    attributes = _with_count(redactor, span._attributes, counter)  # noqa: SLF001
+    if attributes is not None:
+        span._attributes = attributes  # noqa: SLF001
+
+
+def _with_count(redactor: Redactor, attributes: Any, counter: _Counter) -> Any:
+    """Cleaned ``attributes`` plus the redaction count of the whole record, or None when nothing was found."""
+    cleaned = attributes
+    if attributes:
+        cleaned, n = redactor.redact_mapping(attributes)
+        counter.n += n
+    if not counter.n:
+        return None
+    cleaned = dict(cleaned or {})
+    cleaned[REDACTION_COUNT] = counter.n
+    return _bounded(attributes, cleaned)
+
+
+# --- log record processor ------------------------------------------------------------
+
+
+class RedactingLogRecordProcessor(LogRecordProcessor):
+    """An OTel ``LogRecordProcessor`` cleaning bodies and attributes before the exporters.
+
+    Records emitted by amas-otel's own structlog pipeline were cleaned already
+    and carry a marker, so they are not scanned twice.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._redactor = redactor
+
+    def on_emit(self, log_data: Any) -> None:
+        record = getattr(log_data, "log_record", log_data)
+        if getattr(record, "_amas_redacted", False):
+            return
+        redactor = self._redactor or get_redactor()
+        counter = _Counter()
+        try:
+            body = record.body
+            if body is not None:
+                new_body = redactor._any(body, counter)  # noqa: SLF001
+                if new_body is not body:
+                    record.body = new_body
+            attributes = _with_count(redactor, record.attributes, counter)
+            if attributes is not None:
+                record.attributes = attributes
+        except Exception:  # noqa: BLE001 - never drop the record
+            record.body = _ERROR
+            record.attributes = {REDACTION_COUNT: 1}
+
+    emit = on_emit  # the name older SDKs call
+
+    def enabled(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _on_configure(settings: Any, state: Any) -> None:
+    from amas_otel import sdk
+
+    # Validates LOG_REDACT_PATTERNS now: a bad pattern fails configure(), not a later export.
+    configure_redaction(Redactor(settings.logging.security_level, settings.logging.redact_patterns))
+    sdk.add_span_processor(RedactingSpanProcessor(), first=True)
+    sdk.add_log_record_processor(RedactingLogRecordProcessor(), first=True)
+
+
+def _register() -> None:
+    from amas_otel import sdk
+
+    if _on_configure not in sdk._on_configure:  # noqa: SLF001 - the documented hook list
+        sdk._on_configure.append(_on_configure)  # noqa: SLF001
+
+
+_register()

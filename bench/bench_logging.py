@@ -1,0 +1,166 @@
+"""Overhead of the amas-otel logging pipeline and of span redaction, side by side in one run.
+
+(a) one log record through the full pipeline (correlation + redaction + JSON
+    rendering + OTel log export to a null exporter) vs bare structlog JSON;
+(b) a span with 10 attributes with the RedactingSpanProcessor vs without.
+
+    .venv/bin/python bench/bench_logging.py [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import structlog
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from amas_otel.logging import LoggingConfig, LoggingContext, configure_logging, get_logger
+from amas_otel.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor, Redactor
+
+QUICK = "--quick" in sys.argv
+N_LOG = 3_000 if QUICK else 10_000
+N_SPAN = 3_000 if QUICK else 10_000
+ROUNDS = 3 if QUICK else 5
+
+
+class _NullLogs(LogRecordExporter):
+    def export(self, batch: object) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
+class _NullSpans(SpanExporter):
+    def export(self, spans: object) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _per_op(fn: Callable[[int], None], n: int, flush: Callable[[], object] | None = None) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    if flush:
+        flush()  # the exporter thread's work is part of the cost
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def _side_by_side(cases: dict[str, Callable[[], float]]) -> dict[str, float]:
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(ROUNDS):  # interleaved rounds: machine noise hits every case alike
+        for name, case in cases.items():
+            results[name].append(case())
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def bench_logging() -> dict[str, float]:
+    null = open(os.devnull, "w")  # noqa: SIM115 - lives for the whole run
+    provider = LoggerProvider()
+    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    batch = BatchLogRecordProcessor(_NullLogs(), max_queue_size=2 * N_LOG, max_export_batch_size=512)
+    provider.add_log_record_processor(batch)
+    tracer = TracerProvider().get_tracer("bench")
+    otel_logger = provider.get_logger("bench")
+
+    def bare() -> float:
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.JSONRenderer(),
+            ],
+            logger_factory=structlog.WriteLoggerFactory(null),
+            cache_logger_on_first_use=True,
+        )
+        log = structlog.get_logger("bench")
+        return _per_op(lambda i: log.info("user action", action="login", status="success", user="u-1", n=i), N_LOG)
+
+    def full() -> float:
+        configure_logging(LoggingConfig(stream=null), logger_provider=provider)
+        log = get_logger("bench", "auth")
+        with LoggingContext(correlation_id="req-123", user_id="user-456"), tracer.start_as_current_span("req"):
+            return _per_op(
+                lambda i: log.info("user action", action="login", status="success", user="u-1", n=i),
+                N_LOG,
+                lambda: batch.force_flush(),
+            )
+
+    def otel_only() -> float:
+        attrs = {"action": "login", "status": "success", "user": "u-1"}
+        return _per_op(
+            lambda i: otel_logger.emit(severity_number=SeverityNumber.INFO, severity_text="INFO", body="user action", attributes={**attrs, "n": i}),
+            N_LOG,
+            lambda: batch.force_flush(),
+        )
+
+    return _side_by_side({"bare structlog JSON": bare, "amas-otel full pipeline": full, "OTel SDK emit alone": otel_only})
+
+
+def bench_spans() -> dict[str, float]:
+    def provider(redact: bool) -> TracerProvider:
+        tp = TracerProvider()
+        if redact:
+            tp.add_span_processor(RedactingSpanProcessor(Redactor("medium")))
+        tp.add_span_processor(BatchSpanProcessor(_NullSpans(), max_queue_size=2 * N_SPAN, max_export_batch_size=512))
+        return tp
+
+    request_ids = [str(uuid.uuid4()) for _ in range(N_SPAN)]
+    paths = [f"/api/v1/users/{i}/orders" for i in range(N_SPAN)]
+    agents = ["python-requests/2.31.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0", "curl/8.5.0"]
+
+    def run(tp: TracerProvider) -> Callable[[], float]:
+        tracer = tp.get_tracer("bench")
+
+        def span(i: int) -> None:
+            with tracer.start_as_current_span("GET /api/v1/users/{id}/orders") as s:
+                s.set_attributes(
+                    {
+                        "http.request.method": "GET",
+                        "http.route": "/api/v1/users/{id}/orders",
+                        "url.path": paths[i],
+                        "url.scheme": "https",
+                        "http.response.status_code": 200,
+                        "server.address": "api.internal",
+                        "server.port": 8443,
+                        "user_agent.original": agents[i % 3],
+                        "amas.request.id": request_ids[i],
+                        "amas.component": "orders",
+                    }
+                )
+
+        return lambda: _per_op(span, N_SPAN, lambda: tp.force_flush())
+
+    return _side_by_side({"spans without redaction": run(provider(False)), "spans with RedactingSpanProcessor": run(provider(True))})
+
+
+def main() -> None:
+    logs = bench_logging()
+    spans = bench_spans()
+    base_log, base_span = logs["bare structlog JSON"], spans["spans without redaction"]
+    rows = [
+        ("(a) bare structlog JSON", logs["bare structlog JSON"], base_log, "baseline"),
+        ("(a) amas-otel full pipeline", logs["amas-otel full pipeline"], base_log, "<= 1.50x"),
+        ("    (OTel SDK emit alone, for reference)", logs["OTel SDK emit alone"], base_log, ""),
+        ("(b) span, 10 attrs, no redaction", base_span, base_span, "baseline"),
+        ("(b) span, 10 attrs, RedactingSpanProcessor", spans["spans with RedactingSpanProcessor"], base_span, "<= 1.10x"),
+    ]
+    print(f"{'case':46} {'us/op':>8} {'ratio':>7}  target")
+    for name, value, base, target in rows:
+        print(f"{name:46} {value:8.2f} {value / base:6.2f}x  {target}")
+    print(f"(median of {ROUNDS} interleaved rounds; logs n={N_LOG}, spans n={N_SPAN}; exporter thread work included via force_flush)")
+
+
+if __name__ == "__main__":
+    main()

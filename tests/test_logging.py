@@ -1,0 +1,286 @@
+"""Logging pipeline: structlog + stdlib through one chain, OTel correlation, export, span events, metrics, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import http.server
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+import requests
+from opentelemetry import baggage
+
+from amas_otel import semconv
+from amas_otel.config import ConfigError
+from amas_otel.logging import (
+    CORRELATION_HEADER,
+    CorrelationMiddleware,
+    LoggingConfig,
+    LoggingContext,
+    current_correlation_id,
+    get_logger,
+    security_logger,
+)
+from tests.logging_support import make_pipeline  # noqa: F401 - fixture
+from tests.support.asgi_server import serve
+
+
+def test_json_lines_carry_otel_trace_context_and_context_values(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    log = get_logger("svc", "billing")
+    with LoggingContext(correlation_id="req-123", user_id="user-456"):
+        with p.tracer.start_as_current_span("work") as span:
+            log.info("User action performed", action="login", status="success")
+    line = p.lines()[-1]
+    ctx = span.get_span_context()
+    assert line["trace_id"] == format(ctx.trace_id, "032x") and len(line["trace_id"]) == 32
+    assert line["span_id"] == format(ctx.span_id, "016x") and len(line["span_id"]) == 16
+    assert (line["correlation_id"], line["user_id"], line["component"], line["logger"]) == ("req-123", "user-456", "billing", "svc")
+    assert (line["event"], line["level"], line["action"]) == ("User action performed", "info", "login")
+    assert "timestamp" in line
+
+
+def test_stdlib_records_use_the_same_processors_and_renderer(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    with p.tracer.start_as_current_span("s"), LoggingContext(correlation_id="c-1"):
+        logging.getLogger("uvicorn.error").warning("listening on %s", "127.0.0.1", extra={"api_key": "k-123456"})
+    line = p.lines()[-1]
+    assert line["event"] == "listening on 127.0.0.1" and line["logger"] == "uvicorn.error" and line["level"] == "warning"
+    assert line["correlation_id"] == "c-1" and len(line["trace_id"]) == 32
+    assert line["api_key"] == "[REDACTED:apikey]" and line[semconv.REDACTION_COUNT] == 1
+    exported = p.logs.get_finished_logs()[-1].log_record
+    assert exported.body == "listening on 127.0.0.1" and exported.attributes["api_key"] == "[REDACTED:apikey]"
+
+
+def test_level_filter_and_console_format(make_pipeline: Any) -> None:
+    p = make_pipeline(level="warning", format="console")
+    log = get_logger("svc")
+    log.info("hidden")
+    log.warning("shown", n=1)
+    text = p.stream.getvalue()
+    assert "hidden" not in text and "shown" in text and "n=1" in text
+
+
+def test_bad_config_values_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"LoggingConfig.level: 'LOUD'.*DEBUG, INFO"):
+        LoggingConfig(level="LOUD")
+    with pytest.raises(ConfigError, match="security_level"):
+        LoggingConfig(security_level="paranoid")
+    with pytest.raises(ConfigError, match="format"):
+        LoggingConfig(format="xml")
+
+
+def test_records_are_exported_through_the_otel_logs_sdk(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    log = get_logger("payments", "billing")
+    with p.tracer.start_as_current_span("charge") as span:
+        log.error("charge failed", order=42, tags=["a", "b"], details={"x": 1})
+    record = p.logs.get_finished_logs()[-1]
+    assert record.instrumentation_scope.name == "payments"
+    r = record.log_record
+    assert (r.body, r.severity_text, r.severity_number.name) == ("charge failed", "ERROR", "ERROR")
+    assert r.trace_id == span.get_span_context().trace_id and r.span_id == span.get_span_context().span_id
+    assert r.attributes["order"] == 42 and list(r.attributes["tags"]) == ["a", "b"]
+    assert json.loads(r.attributes["details"]) == {"x": 1} and r.attributes["component"] == "billing"
+
+
+def test_warnings_and_errors_become_span_events(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    log = get_logger("svc")
+    with p.tracer.start_as_current_span("op"):
+        log.info("fine")
+        log.warning("slow", ms=900)
+        try:
+            raise RuntimeError("db down")
+        except RuntimeError:
+            log.exception("failed")
+    (span,) = p.spans.get_finished_spans()
+    events = [e for e in span.events if e.name == semconv.LOG_EVENT]
+    assert [e.attributes[semconv.LOG_MESSAGE] for e in events] == ["slow", "failed"]
+    assert events[0].attributes[semconv.LOG_LEVEL] == "warning" and events[0].attributes["ms"] == 900
+    assert "RuntimeError: db down" in events[1].attributes["exception.stacktrace"]
+
+
+def test_log_record_counter_by_level_and_component(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    log = get_logger("svc", "auth")
+    for _ in range(3):
+        log.info("x")
+    log.error("y")
+    logging.getLogger("lib").warning("z")
+    counts = {
+        (pt.attributes[semconv.LOG_LEVEL], pt.attributes.get(semconv.COMPONENT)): pt.value
+        for pt in p.metric_points(semconv.LOG_RECORDS)
+    }
+    assert counts[("info", "auth")] >= 3 and counts[("error", "auth")] >= 1 and counts[("warning", None)] >= 1
+
+
+def test_context_values_become_span_attributes_and_nest(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    with LoggingContext(correlation_id="outer", user_id="u1"):
+        with LoggingContext(correlation_id="inner", tenant="acme"):
+            assert current_correlation_id() == "inner"
+            assert baggage.get_baggage("tenant") == "acme" and baggage.get_baggage("user_id") == "u1"
+            with p.tracer.start_as_current_span("inner-span"):
+                pass
+        assert current_correlation_id() == "outer"
+        with p.tracer.start_as_current_span("outer-span"):
+            pass
+    assert current_correlation_id() is None
+    spans = {s.name: s.attributes for s in p.spans.get_finished_spans()}
+    assert spans["inner-span"][semconv.CORRELATION_ID] == "inner"
+    assert spans["inner-span"][semconv.USER_ID] == "u1" and spans["inner-span"]["amas.context.tenant"] == "acme"
+    assert spans["outer-span"][semconv.CORRELATION_ID] == "outer" and "amas.context.tenant" not in spans["outer-span"]
+
+
+async def test_context_survives_await_tasks_and_context_copying_thread_pools(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    log = get_logger("svc")
+
+    async def child(name: str) -> str | None:
+        await asyncio.sleep(0)
+        log.info(name)
+        return current_correlation_id()
+
+    def in_thread() -> str | None:
+        log.info("thread")
+        return current_correlation_id()
+
+    async with LoggingContext(correlation_id="async-1"):
+        await asyncio.sleep(0)
+        assert await child("awaited") == "async-1"
+        assert await asyncio.create_task(child("task")) == "async-1"
+        assert await asyncio.to_thread(in_thread) == "async-1"
+        ctx = contextvars.copy_context()
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(ctx.run, in_thread).result() == "async-1"
+    assert current_correlation_id() is None
+    assert [line["correlation_id"] for line in p.lines()] == ["async-1"] * 4
+
+
+def test_baggage_travels_on_outgoing_requests(make_pipeline: Any) -> None:
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    p = make_pipeline()
+    seen: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.update({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    RequestsInstrumentor().instrument(tracer_provider=p.tracer_provider)
+    try:
+        with LoggingContext(correlation_id="req-77", user_id="u-9"):
+            requests.get(f"http://127.0.0.1:{server.server_port}/", timeout=5)
+    finally:
+        RequestsInstrumentor().uninstrument()
+        server.shutdown()
+        server.server_close()
+    entries = dict(item.strip().split("=", 1) for item in seen["baggage"].split(","))
+    assert entries["correlation_id"] == "req-77" and entries["user_id"] == "u-9"
+    assert "traceparent" in seen
+
+
+async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
+    get_logger("app").info("handling")
+    body = json.dumps({"correlation_id": current_correlation_id()}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan_ok(scope: Any, receive: Any, send: Any) -> None:
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+
+
+class _WithLifespan:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan_ok(scope, receive, send)
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await self.app(scope, receive, send)
+
+
+def test_correlation_middleware_on_a_real_server(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    app = _WithLifespan(CorrelationMiddleware(_echo_app))
+    with serve(app) as url:
+        given = httpx.get(url, headers={CORRELATION_HEADER: "abc-123"})
+        from_baggage = httpx.get(url, headers={"baggage": "correlation_id=from-bag,other=1"})
+        generated = httpx.get(url)
+        hostile = httpx.get(url, headers={CORRELATION_HEADER: "x\" injected=1 " + "y" * 200})
+    assert given.headers[CORRELATION_HEADER] == "abc-123" == given.json()["correlation_id"]
+    assert from_baggage.headers[CORRELATION_HEADER] == "from-bag" == from_baggage.json()["correlation_id"]
+    new_id = generated.headers[CORRELATION_HEADER]
+    assert len(new_id) == 36 and generated.json()["correlation_id"] == new_id
+    assert hostile.headers[CORRELATION_HEADER] != "" and "injected" not in hostile.headers[CORRELATION_HEADER]
+    handled = [line["correlation_id"] for line in p.lines() if line.get("event") == "handling"]
+    assert handled[:3] == ["abc-123", "from-bag", new_id]
+
+
+def test_security_logger_emits_audit_records_regardless_of_level(make_pipeline: Any) -> None:
+    p = make_pipeline(level="CRITICAL")
+    get_logger("svc").error("filtered out")
+    with p.tracer.start_as_current_span("login"):
+        security_logger.log_authentication("user123", success=True, ip_address="192.168.1.1")
+        security_logger.log_authentication("user123", success=False, ip_address="192.168.1.1", password="hunter2")
+        security_logger.log_authorization("user123", "admin_panel", "read", granted=False)
+        security_logger.log_security_event("suspicious_activity", severity="high", source="waf")
+    records = [r.log_record for r in p.logs.get_finished_logs()]
+    assert [r.event_name for r in records] == [
+        semconv.AUDIT_AUTHENTICATION,
+        semconv.AUDIT_AUTHENTICATION,
+        semconv.AUDIT_AUTHORIZATION,
+        semconv.AUDIT_SECURITY,
+    ]
+    assert records[1].attributes[semconv.AUDIT_OUTCOME] == "failure" and records[1].severity_text == "WARNING"
+    assert records[1].attributes["password"] == "[REDACTED:password]"
+    assert records[2].attributes[semconv.AUDIT_RESOURCE] == "admin_panel" and records[2].attributes[semconv.AUDIT_OUTCOME] == "denied"
+    assert records[3].severity_text == "ERROR" and records[3].attributes["source"] == "waf"
+    lines = p.lines()
+    assert all(line["logger"] == "amas_otel.audit" for line in lines) and len(lines) == 4
+    (span,) = p.spans.get_finished_spans()
+    names = [e.name for e in span.events]
+    assert names == [semconv.AUDIT_AUTHENTICATION] * 2 + [semconv.AUDIT_AUTHORIZATION, semconv.AUDIT_SECURITY]
+    assert span.events[1].attributes["password"] == "[REDACTED:password]"
+    with pytest.raises(ValueError, match="severity"):
+        security_logger.log_security_event("x", severity="apocalyptic")
+
+
+def test_audit_disabled_writes_nothing(make_pipeline: Any) -> None:
+    p = make_pipeline(enable_audit=False)
+    security_logger.log_authorization("u", "r", "a", granted=True)
+    assert p.lines() == [] and p.logs.get_finished_logs() == ()
+
+
+def test_export_failure_never_breaks_logging(make_pipeline: Any) -> None:
+    class Broken:
+        def get_logger(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("provider down")
+
+    p = make_pipeline()
+    from amas_otel.logging import LoggingConfig, configure_logging
+
+    configure_logging(LoggingConfig(stream=p.stream), logger_provider=Broken(), meter_provider=p.meter_provider)
+    get_logger("svc").info("still written")
+    assert p.lines()[-1]["event"] == "still written"

@@ -1,0 +1,229 @@
+"""Redaction engine: key and value rules per level, structures, errors, and the span / log-record processors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from amas_otel.config import ConfigError
+from amas_otel.redaction import (
+    LEVEL_RULES,
+    RedactingSpanProcessor,
+    Redactor,
+    safe_metric_attributes,
+)
+from amas_otel.semconv import REDACTION_COUNT
+from tests.redaction_secrets import Secret, ips, ordinary_values, phones, secrets
+
+MEDIUM = Redactor("medium")
+HIGH = Redactor("high")
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "PASSWORD", "db_password", "passwd", "api_key", "API-Key", "apiKey", "x-api-key", "Authorization",
+     "http.request.header.authorization", "cookie", "Set-Cookie", "session", "session_id", "private_key",
+     "privateKey", "credit_card", "ssn", "access_token", "client_secret", "aws.secret.access.key"],
+)
+def test_sensitive_keys_are_matched_case_and_separator_insensitively(key: str) -> None:
+    assert Redactor("low").key_kind(key) is not None
+    assert MEDIUM.redact({key: "plain value"})[key].startswith("[REDACTED:")
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "gen_ai.usage.input_tokens", "http.route", "user.name", "classname", "amas.auth.outcome"])
+def test_ordinary_keys_are_kept(key: str) -> None:
+    assert MEDIUM.redact({key: "plain"}) == {key: "plain"}
+
+
+@pytest.mark.parametrize(
+    ("level", "text", "kind"),
+    [
+        ("low", "Bearer abcdefgh12345678", "bearer"),
+        ("low", "AKIAIOSFODNN7EXAMPLE", "aws_key"),
+        ("low", "postgres://app:s3cr3t@db:5432/x", "url_password"),
+        ("medium", "mail me at jane.doe@example.com", "email"),
+        ("medium", "4111 1111 1111 1111", "card"),
+        ("medium", "SSN 123-45-6789", "ssn"),
+        ("medium", "GB82 WEST 1234 5698 7654 32", "iban"),
+        ("high", "call +1 555 123 4567", "phone"),
+        ("high", "from 10.1.2.3", "ip"),
+        ("high", "from 2001:db8::8a2e:370:7334", "ip"),
+    ],
+)
+def test_value_rules_by_level(level: str, text: str, kind: str) -> None:
+    assert f"[REDACTED:{kind}]" in Redactor(level).redact_text(text)
+    lower = {"medium": "low", "high": "medium"}.get(level)
+    if lower:
+        assert Redactor(lower).redact_text(text) == text
+    assert kind in LEVEL_RULES[level]["values"]
+
+
+def test_luhn_and_mod97_keep_non_secrets() -> None:
+    assert MEDIUM.redact_text("order 4111 1111 1111 1112") == "order 4111 1111 1111 1112"
+    assert MEDIUM.redact_text("GB82 WEST 1234 5698 7654 33") == "GB82 WEST 1234 5698 7654 33"
+    assert MEDIUM.redact(4111111111111111) == "[REDACTED:card]" and MEDIUM.redact(1716200000123) == 1716200000123
+
+
+def test_nested_structures_json_strings_and_query_strings() -> None:
+    doc = {
+        "user": {"name": "ann", "password": "pw", "contacts": ["ann@example.com", {"apiKey": "k"}]},
+        "payload": json.dumps({"card": "4111111111111111", "nested": {"token": "t0k3n"}}),
+        "url": "https://api.example.com/cb?code=1&access_token=abc.def&email=ann%40example.com#frag",
+        "text": "login failed password=hunter2 for {'secret': 'xyz'}",
+    }
+    out = MEDIUM.redact(doc)
+    assert out["user"] == {"name": "ann", "password": "[REDACTED:password]", "contacts": ["[REDACTED:email]", {"apiKey": "[REDACTED:apikey]"}]}
+    assert json.loads(out["payload"]) == {"card": "[REDACTED:card]", "nested": {"token": "[REDACTED:token]"}}
+    assert out["url"] == "https://api.example.com/cb?code=1&access_token=[REDACTED:token]&email=[REDACTED:encoded]#frag"
+    assert out["text"] == "login failed password=[REDACTED:password] for {'secret': '[REDACTED:secret]'}"
+    assert doc["user"]["password"] == "pw"  # the input is not modified
+
+
+def test_extra_patterns_add_keys_and_regexes_and_bad_ones_fail_at_start() -> None:
+    r = Redactor("low", ["tenant_code", r"ACME-\d{6}"])
+    assert r.redact({"X-Tenant-Code": "t1", "note": "id ACME-123456 ok"}) == {
+        "X-Tenant-Code": "[REDACTED:tenantcode]",
+        "note": "id [REDACTED:pattern] ok",
+    }
+    with pytest.raises(ConfigError, match=r"LOG_REDACT_PATTERNS.*'\(unclosed'.*regular expression"):
+        Redactor("low", ["password", "(unclosed"])
+    with pytest.raises(ConfigError, match="empty string"):
+        Redactor("low", ["a*"])
+    with pytest.raises(ConfigError, match="LOG_SECURITY_LEVEL.*'extreme'"):
+        Redactor("extreme")
+
+
+def test_maximum_keeps_only_allow_listed_keys() -> None:
+    r = Redactor("maximum", allow_keys=["order.id"])
+    out = r.redact({"http.route": "/x", "service.name": "s", "order.id": "o-1", "customer": "ann", "event": "hi 10.0.0.1"})
+    assert out == {"http.route": "/x", "service.name": "s", "order.id": "o-1", "customer": "[REDACTED:not_allowed]", "event": "hi [REDACTED:ip]"}
+
+
+def test_a_redaction_error_redacts_the_whole_value_and_keeps_the_rest() -> None:
+    class Exploding:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+    assert MEDIUM.redact({"a": Exploding(), "b": "fine"}) == {"a": "[REDACTED:error]", "b": "fine"}
+
+
+def test_metric_attributes_check() -> None:
+    assert safe_metric_attributes({"route": "/x", "user.email": "a@b.co", "code": 200}, MEDIUM) == {
+        "route": "/x",
+        "user.email": "[REDACTED:email]",
+        "code": 200,
+    }
+    clean = {"route": "/x"}
+    assert safe_metric_attributes(clean, MEDIUM) is clean
+
+
+def _provider(redactor: Redactor) -> tuple[TracerProvider, InMemorySpanExporter]:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(RedactingSpanProcessor(redactor))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def test_span_processor_cleans_every_part_before_export() -> None:
+    provider, exporter = _provider(MEDIUM)
+    tracer = provider.get_tracer("t")
+    linked = trace.SpanContext(1, 2, is_remote=True)
+    with tracer.start_as_current_span(
+        "lookup ann@example.com",
+        attributes={"db.password": "pw", "http.route": "/u", "ids": ("ok", "4111111111111111")},
+        links=[trace.Link(linked, {"api_key": "k", "kind": "follows"})],
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        span.set_attribute("url.full", "https://x/?token=abc")
+        span.add_event("retry", {"authorization": "Basic dXNlcjpwYXNzd29yZA==", "attempt": 2})
+        try:
+            raise ValueError("card 4111-1111-1111-1111 declined for ann@example.com")
+        except ValueError as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"ValueError: {exc}"))
+        live = span
+    (exported,) = exporter.get_finished_spans()
+    assert exported.name == "lookup [REDACTED:email]"
+    attrs = dict(exported.attributes)
+    assert attrs["db.password"] == "[REDACTED:password]" and attrs["http.route"] == "/u"
+    assert attrs["ids"] == ("ok", "[REDACTED:card]") and attrs["url.full"] == "https://x/?token=[REDACTED:token]"
+    retry, exc_event = exported.events
+    assert retry.attributes == {"authorization": "[REDACTED:authorization]", "attempt": 2}
+    assert "4111" not in exc_event.attributes["exception.message"] and "example.com" not in exc_event.attributes["exception.stacktrace"]
+    assert exc_event.attributes["exception.type"] == "ValueError"
+    assert exported.status.description == "ValueError: card [REDACTED:card] declined for [REDACTED:email]"
+    assert exported.links[0].attributes == {"api_key": "[REDACTED:apikey]", "kind": "follows"}
+    # name 1, attributes 3, retry 1, exception message 2 + stack trace 4 (source line and message), status 2, link 1
+    assert attrs[REDACTION_COUNT] == 14
+    assert live.attributes["db.password"] == "pw"  # the live span is not rewritten, only what exporters see
+
+
+def test_clean_spans_pass_unchanged_without_a_count() -> None:
+    provider, exporter = _provider(MEDIUM)
+    with provider.get_tracer("t").start_as_current_span("GET /users/{id}", attributes={"http.route": "/users/{id}", "n": 3}):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert dict(span.attributes) == {"http.route": "/users/{id}", "n": 3} and span.name == "GET /users/{id}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(secret=secrets(), prefix=st.sampled_from(["", "value: ", "x "]), suffix=st.sampled_from(["", " end", "\n"]))
+def test_every_secret_kind_is_found_in_text(secret: Secret, prefix: str, suffix: str) -> None:
+    out = MEDIUM.redact_text(prefix + secret.text + suffix)
+    for needle in secret.needles:
+        assert needle not in out, (secret.kind, out)
+    assert "[REDACTED:" in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(secret=st.one_of(phones(), ips()))
+def test_high_level_finds_phones_and_ips(secret: Secret) -> None:
+    out = HIGH.redact_text(f"contact {secret.text} today")
+    assert secret.text not in out and f"[REDACTED:{secret.kind}]" in out
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=ordinary_values())
+def test_no_false_positives_on_ordinary_values(value: str) -> None:
+    for redactor in (MEDIUM, HIGH):
+        assert redactor.redact_text(value) == value
+        assert redactor.redact({"request.id": value, "items": [value]}) == {"request.id": value, "items": [value]}
+
+
+def test_level_tables_grow_with_the_level() -> None:
+    levels = ["low", "medium", "high", "maximum"]
+    for lower, higher in zip(levels, levels[1:]):
+        for column in ("values", "keys containing", "keys ending with"):
+            assert set(LEVEL_RULES[lower][column]) <= set(LEVEL_RULES[higher][column])
+
+
+def test_rendered_structlog_processor_counts(make_pipeline: Any) -> None:
+    from amas_otel.logging import get_logger
+
+    p = make_pipeline()
+    get_logger("svc").info("paid", card="4111111111111111", note="ok", contact={"email": "ann@example.com"})
+    line = p.lines()[-1]
+    assert line["card"] == "[REDACTED:card]" and line["contact"] == {"email": "[REDACTED:email]"}
+    assert line[REDACTION_COUNT] == 2 and line["note"] == "ok"
+
+
+from tests.logging_support import make_pipeline  # noqa: E402,F401 - fixture
+
+
+def test_log_record_processor_cleans_records_from_other_sources(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    p.logger_provider.get_logger("foreign").emit(body="login ann@example.com", attributes={"session": "s-1", "ok": 1})
+    record = p.logs.get_finished_logs()[-1].log_record
+    assert record.body == "login [REDACTED:email]"
+    assert dict(record.attributes) == {"session": "[REDACTED:session]", "ok": 1, REDACTION_COUNT: 2}
