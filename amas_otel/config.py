@@ -213,7 +213,7 @@ class OtelSettings:
     )
     #: Longest time process exit may wait for telemetry to flush.
     shutdown_timeout: float = _f(
-        2.0, "AMAS_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout", "float", minimum=0.0
+        1.0, "AMAS_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout", "float", minimum=0.0
     )
 
     def exporters(self, signal: str) -> tuple[str, ...]:

@@ -351,7 +351,7 @@ def _quiet_exporter_logs() -> None:
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop every provider, waiting at most ``timeout`` seconds.
 
-    ``timeout`` defaults to ``AMAS_SHUTDOWN_TIMEOUT_SECONDS`` (2 s).  The stock
+    ``timeout`` defaults to ``AMAS_SHUTDOWN_TIMEOUT_SECONDS`` (1 s).  The stock
     SDK retries an unreachable collector for many seconds; here the flush runs
     in a daemon thread that is abandoned when time is up, so process exit is
     never held hostage by telemetry.  Returns True when everything flushed in time.

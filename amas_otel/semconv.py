@@ -42,7 +42,37 @@ ERROR_TYPE = "error.type"
 # Agreed: counter "amas.log.records" (attrs amas.log.level, amas.component);
 # counter "amas.auth.attempts" (attr amas.auth.outcome = success|failure).
 
+#: Observable counter of log records, unit "{record}", attrs LOG_LEVEL and COMPONENT.
+LOG_RECORDS = "amas.log.records"
+#: Log level of a record (lower case: debug, info, warning, error, critical).
+LOG_LEVEL = "amas.log.level"
+#: Span event added for each warning/error record logged while the span is active.
+LOG_EVENT = "amas.log"
+#: Attribute of LOG_EVENT holding the record's message.
+LOG_MESSAGE = "amas.log.message"
+#: Correlation id of the request (LoggingContext / X-Correlation-ID) on spans.
+CORRELATION_ID = "amas.correlation.id"
+#: Prefix of span attributes made from other LoggingContext values (amas.context.<name>).
+CONTEXT_PREFIX = "amas.context."
+#: OTel semantic convention attribute for the user a span acts for (LoggingContext user_id).
+USER_ID = "user.id"
+#: Event names of the audit log records (OTel log record event_name) and span events.
+AUDIT_AUTHENTICATION = "amas.audit.authentication"
+AUDIT_AUTHORIZATION = "amas.audit.authorization"
+AUDIT_SECURITY = "amas.audit.security_event"
+#: Attributes of audit records.
+AUDIT_USER = "amas.audit.user"
+AUDIT_OUTCOME = "amas.audit.outcome"
+AUDIT_RESOURCE = "amas.audit.resource"
+AUDIT_ACTION = "amas.audit.action"
+AUDIT_KIND = "amas.audit.kind"
+AUDIT_SEVERITY = "amas.audit.severity"
+#: OTel semantic convention attribute for the client's address.
+CLIENT_ADDRESS = "client.address"
+
 # --- redaction -------------------------------------------------------------
+#: Number of values redacted in a span / log record (like the collector redaction processor's summary).
+REDACTION_COUNT = "amas.redaction.count"
 
 # --- circuit breaker -------------------------------------------------------
 # Agreed: observable gauge "amas.breaker.state" unit "{state}" (attrs amas.breaker.name,
@@ -50,17 +80,138 @@ ERROR_TYPE = "error.type"
 # observable counter "amas.breaker.calls" unit "{call}" (attrs amas.breaker.name,
 # amas.breaker.outcome = success|failure|timeout|rejected).
 
+
+class Breaker:
+    """Circuit breaker signals (:mod:`amas_otel.breaker`)."""
+
+    #: Observable gauge, 1 for the breaker's current state and 0 for the others.
+    STATE_METRIC = "amas.breaker.state"
+    STATE_UNIT = "{state}"
+    #: Observable counter of finished or rejected calls, read from the breaker's own counts.
+    CALLS_METRIC = "amas.breaker.calls"
+    CALLS_UNIT = "{call}"
+    NAME = "amas.breaker.name"
+    STATE = "amas.breaker.state"
+    OUTCOME = "amas.breaker.outcome"
+    PREVIOUS_STATE = "amas.breaker.previous_state"
+    #: Consecutive failures (closed) or trial successes (half-open) when the state changed.
+    FAILURES = "amas.breaker.consecutive_failures"
+    RETRY_AFTER = "amas.breaker.retry_after"
+    #: Span event (and log event) for every state transition.
+    STATE_CHANGE_EVENT = "amas.breaker.state_change"
+    #: Span started for a transition that happens outside any recording span.
+    TRANSITION_SPAN = "amas.breaker.transition"
+    #: HTTP integration: the dependency a request was sent to.
+    DEPENDENCY = "amas.breaker.dependency"
+
 # --- error recovery --------------------------------------------------------
 # Agreed: counter "amas.recovery.attempts" (attrs amas.recovery.strategy, amas.recovery.outcome, error.type).
+
+
+class Recovery:
+    """Error recovery signals (:mod:`amas_otel.recovery`)."""
+
+    #: Counter of strategy attempts by strategy and outcome.
+    ATTEMPTS_METRIC = "amas.recovery.attempts"
+    ATTEMPTS_UNIT = "{attempt}"
+    STRATEGY = "amas.recovery.strategy"
+    OUTCOME = "amas.recovery.outcome"
+    SEVERITY = "amas.recovery.severity"
+    OPERATION = "amas.recovery.operation"
+    #: Retry attempt number (1 = first retry) and the delay slept before it, in seconds.
+    ATTEMPT = "amas.recovery.attempt"
+    DELAY = "amas.recovery.delay"
+    #: Span around one ``handle_error`` (or ``auto_recover`` recovery).
+    HANDLE_SPAN = "amas.recovery.handle_error"
+    RETRY_EVENT = "amas.recovery.retry"
+    STRATEGY_EVENT = "amas.recovery.strategy"
+    MANUAL_INTERVENTION_EVENT = "amas.recovery.manual_intervention"
 
 # --- health ----------------------------------------------------------------
 # Agreed: observable gauge "amas.health.check.status" unit "{status}" (attrs amas.health.check.name,
 # amas.health.check.critical = true|false; value 1 healthy, 0.5 degraded, 0 unhealthy);
 # histogram "amas.health.check.duration" unit "s".
 
+
+class HealthSignal:
+    """Names emitted by :mod:`amas_otel.health`."""
+
+    #: Observable gauge, one series per check: 1 healthy, 0.5 degraded, 0 unhealthy.
+    STATUS_METRIC = ("amas.health.check.status", "{status}")
+    #: Histogram of one check run (all attempts), seconds.
+    DURATION_METRIC = ("amas.health.check.duration", "s")
+    #: Span name prefix; the span is named ``"health_check <check name>"``.
+    SPAN_PREFIX = "health_check"
+    #: Span event added before each retry of a failed attempt.
+    RETRY_EVENT = "amas.health.check.retry"
+    CHECK_NAME = "amas.health.check.name"
+    CHECK_CRITICAL = "amas.health.check.critical"
+    CHECK_TYPE = "amas.health.check.type"
+    #: The verdict (healthy / degraded / unhealthy) on spans, duration points and log records.
+    CHECK_RESULT = "amas.health.check.result"
+    CHECK_ATTEMPTS = "amas.health.check.attempts"
+    #: On the retry event: the attempt that failed (1-based).
+    ATTEMPT = "amas.health.check.attempt"
+    PREVIOUS_RESULT = "amas.health.check.previous_result"
+
 # --- metrics service / http ------------------------------------------------
 # Agreed: histogram "http.server.request.duration" unit "s" (attrs http.request.method, http.route,
 # http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
+
+class HttpAttr:
+    """OTel HTTP semantic-convention attributes recorded by :mod:`amas_otel.metrics`."""
+
+    REQUEST_METHOD = "http.request.method"
+    ROUTE = "http.route"
+    RESPONSE_STATUS_CODE = "http.response.status_code"
+
+
+class MetricAttr:
+    """``amas.*`` attributes of the metrics service's instruments."""
+
+    OUTCOME = "amas.outcome"
+    EVENT_NAME = "amas.event.name"
+    OPERATION = "amas.operation.name"
+    AUTH_OUTCOME = "amas.auth.outcome"
+    AUTH_METHOD = "amas.auth.method"
+    AGENT_NAME = "amas.agent.name"
+    TASK_TYPE = "amas.task.type"
+    CACHE_NAME = "amas.cache.name"
+    CACHE_OPERATION = "amas.cache.operation"
+    CACHE_RESULT = "amas.cache.result"
+    DB_SYSTEM = "db.system.name"
+    DB_OPERATION = "db.operation.name"
+    FILESYSTEM_MOUNTPOINT = "system.filesystem.mountpoint"
+    #: Set by the SDK on the data point that absorbs attribute sets beyond the cardinality limit.
+    OVERFLOW = "otel.metric.overflow"
+
+
+class Metric:
+    """Instruments of :mod:`amas_otel.metrics`: (name, unit) pairs, semconv names where one exists."""
+
+    HTTP_SERVER_DURATION = ("http.server.request.duration", "s")
+    HTTP_SERVER_REQUEST_SIZE = ("http.server.request.body.size", "By")
+    HTTP_SERVER_RESPONSE_SIZE = ("http.server.response.body.size", "By")
+    ERRORS = ("amas.errors", "{error}")
+    BUSINESS_EVENTS = ("amas.business.events", "{event}")
+    OPERATION_DURATION = ("amas.operation.duration", "s")
+    DB_DURATION = ("db.client.operation.duration", "s")
+    AUTH_ATTEMPTS = ("amas.auth.attempts", "{attempt}")
+    AGENT_DURATION = ("amas.agent.execution.duration", "s")
+    TASK_DURATION = ("amas.task.duration", "s")
+    CACHE_OPERATIONS = ("amas.cache.operations", "{operation}")
+    CACHE_HIT_RATIO = ("amas.cache.hit_ratio", "1")
+    SYSTEM_CPU_UTILIZATION = ("system.cpu.utilization", "1")
+    SYSTEM_MEMORY_USAGE = ("system.memory.usage", "By")
+    SYSTEM_MEMORY_UTILIZATION = ("system.memory.utilization", "1")
+    SYSTEM_FILESYSTEM_USAGE = ("system.filesystem.usage", "By")
+    SYSTEM_FILESYSTEM_UTILIZATION = ("system.filesystem.utilization", "1")
+    PROCESS_MEMORY_USAGE = ("process.memory.usage", "By")
+
 # --- rate limiting ---------------------------------------------------------
 # Agreed: counter "amas.ratelimit.rejections" unit "{request}".
+
+RATELIMIT_REJECTIONS = ("amas.ratelimit.rejections", "{request}")
+#: Which limiter store decided: ``memory`` or ``redis``.
+RATELIMIT_BACKEND = "amas.ratelimit.backend"
