@@ -39,6 +39,7 @@ __all__ = [
     "BreakerSettings",
     "RecoverySettings",
     "MetricsSettings",
+    "RateLimitSettings",
     "OtelSettings",
     "HEALTH_CHECK_TYPES",
     "load_settings",
@@ -178,6 +179,23 @@ class MetricsSettings:
     custom_metrics_interval: float = _f(
         60.0, "AMAS_CUSTOM_METRICS_INTERVAL", "custom_metrics.interval", "float", minimum=0.0, exclusive=True
     )
+    #: Distinct attribute sets kept per instrument; beyond it, points go to one overflow series.
+    cardinality_limit: int = _f(2000, "METRICS_CARDINALITY_LIMIT", "cardinality_limit", "int", minimum=1)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    # Off unless asked for: a library that silently limited every client to
+    # the guide's 60 requests a minute would break applications on upgrade.
+    enabled: bool = _f(False, "RATE_LIMIT_ENABLED", "enabled", "bool")
+    requests_per_minute: float = _f(
+        60.0, "RATE_LIMIT_REQUESTS_PER_MINUTE", "requests_per_minute", "float", minimum=0.0, exclusive=True
+    )
+    burst_size: int = _f(10, "RATE_LIMIT_BURST_LIMIT", "burst_limit", "int", minimum=1)
+    #: Proxies whose X-Forwarded-For is believed (addresses or CIDR networks).
+    trusted_proxies: tuple[str, ...] = _f((), "RATE_LIMIT_TRUSTED_PROXIES", "trusted_proxies", "list")
+    #: With a URL, replicas share one limit through Redis.
+    redis_url: str | None = _f(None, "RATE_LIMIT_REDIS_URL", "redis_url", "str")
 
 
 @dataclass(frozen=True)
@@ -238,6 +256,7 @@ _SECTIONS: dict[str, type] = {
     "circuit_breaker": BreakerSettings,
     "error_recovery": RecoverySettings,
     "metrics": MetricsSettings,
+    "rate_limit": RateLimitSettings,
     "otel": OtelSettings,
 }
 
@@ -252,6 +271,7 @@ class Settings:
     circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
     error_recovery: RecoverySettings = field(default_factory=RecoverySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     otel: OtelSettings = field(default_factory=OtelSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     files: tuple[str, ...] = ()

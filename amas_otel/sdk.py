@@ -148,7 +148,14 @@ def _build(settings: Settings) -> _State:
                     export_timeout_millis=otel.otlp_timeout * 1000,
                 )
             )
-    meter_provider = MeterProvider(resource=state.resource, metric_readers=readers, shutdown_on_exit=False)
+    from amas_otel.metrics import metric_views
+
+    meter_provider = MeterProvider(
+        resource=state.resource,
+        metric_readers=readers,
+        views=metric_views(settings.metrics.cardinality_limit),
+        shutdown_on_exit=False,
+    )
 
     logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
     for name in otel.exporters("logs"):

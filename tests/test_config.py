@@ -217,3 +217,24 @@ def test_describe_masks_secret_headers() -> None:
     s = _load({"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer supersecret"})
     row = next(r for r in s.describe() if r[0] == "otel.otlp_headers")
     assert "supersecret" not in row[1] and "authorization=****" in row[1]
+
+
+def test_rate_limit_and_cardinality_settings() -> None:
+    s = _load(
+        {
+            "RATE_LIMIT_ENABLED": "true",
+            "RATE_LIMIT_REQUESTS_PER_MINUTE": "120",
+            "RATE_LIMIT_BURST_LIMIT": "20",
+            "RATE_LIMIT_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+            "RATE_LIMIT_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "METRICS_CARDINALITY_LIMIT": "50",
+        }
+    )
+    limit = s.rate_limit
+    assert (limit.enabled, limit.requests_per_minute, limit.burst_size) == (True, 120.0, 20)
+    assert limit.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert limit.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.metrics.cardinality_limit == 50
+    assert _load().rate_limit.enabled is False
+    with pytest.raises(ConfigError, match="RATE_LIMIT_BURST_LIMIT: invalid value '0'"):
+        _load({"RATE_LIMIT_BURST_LIMIT": "0"})

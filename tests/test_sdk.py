@@ -288,3 +288,26 @@ def test_signals_flow_from_forked_workers(tmp_path: Path, otlp_receiver: OtlpRec
     )
     assert result.returncode == 0, result.stderr
     assert otlp_receiver.wait_for(lambda: {"in worker 0", "in worker 1", "in parent"} <= {s.name for s in otlp_receiver.spans()})
+
+
+def test_cardinality_limit_applies_to_every_instrument(tmp_path: Path) -> None:
+    result = _run(
+        """
+        import amas_otel
+        from prometheus_client import REGISTRY, generate_latest
+        amas_otel.configure()
+        counter = amas_otel.get_meter().create_counter("amas.demo.hits", unit="{hit}")
+        for i in range(40):
+            counter.add(1, {"user": f"u{i}"})
+        text = generate_latest(REGISTRY).decode()
+        lines = [l for l in text.splitlines() if l.startswith("amas_demo_hits_total")]
+        print("series", len(lines), "overflow", sum('otel_metric_overflow="true"' in l for l in lines))
+        """,
+        _project(tmp_path),
+        PROMETHEUS_ENABLED="true",
+        PROMETHEUS_PORT="0",
+        METRICS_CARDINALITY_LIMIT="10",
+    )
+    assert result.returncode == 0, result.stderr
+    # The SDK keeps `limit` attribute sets and folds the other 30 into one overflow series.
+    assert "series 11 overflow 1" in result.stdout
