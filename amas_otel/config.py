@@ -18,11 +18,10 @@ value and what is accepted.  Nothing is applied until loading succeeded.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

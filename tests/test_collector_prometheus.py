@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -10,20 +9,14 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.support import prometheus
 
 COLLECTOR = REPO / "collector"
 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    """PROMTOOL_BIN (scripts/test exports it), else the copy scripts/test unpacks into .cache/."""
-    candidate = os.environ.get("PROMTOOL_BIN") or str(REPO / ".cache" / "prometheus" / "usr" / "bin" / "promtool")
-    if not os.access(candidate, os.X_OK):
-        message = f"promtool not found at {candidate!r}; run ./scripts/test or set PROMTOOL_BIN"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return candidate
+    return prometheus.binary("promtool")
 
 
 def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ exporting OTLP to a loopback receiver, and surviving a dead collector."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
 from tests.conftest import REPO, free_port, python_env
 from tests.support import prometheus
@@ -129,8 +127,7 @@ def test_prometheus_sees_breaker_health_http_and_errors(tmp_path: Path) -> None:
             assert float(count[0]["value"][1]) == 6
             errors = server.wait_for("amas_errors_total")
             assert sum(float(sample["value"][1]) for sample in errors) >= 1
-    promtool = os.environ.get("PROMTOOL_BIN") or str(REPO / ".cache/prometheus/usr/bin/promtool")
-    lint = subprocess.run([promtool, "check", "metrics"], input=scraped, capture_output=True, timeout=60)
+    lint = subprocess.run([prometheus.binary("promtool"), "check", "metrics"], input=scraped, capture_output=True, timeout=60)
     assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), (lint.stdout + lint.stderr).decode()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -11,12 +10,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
 from amas_otel.metrics import MetricsService, metric_views
+from tests.support import prometheus
 
-PROMTOOL = os.environ.get("PROMTOOL_BIN", "/work/main/.cache/prometheus/usr/bin/promtool")
 
 
 def promtool_check(text: str) -> None:
-    result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    result = subprocess.run([prometheus.binary("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
 
 

@@ -22,7 +22,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PrometheusServer", "start"]
+__all__ = ["PrometheusServer", "start", "binary"]
+
+_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "prometheus" / "usr" / "bin"
+
+
+def binary(name: str) -> str:
+    """Path of ``prometheus`` or ``promtool``: ``$PROMETHEUS_BIN`` / ``$PROMTOOL_BIN``, else the copy
+    ``scripts/test`` unpacks into ``.cache/``.  Missing is a test failure, never a skip."""
+    candidate = os.environ.get(f"{name.upper()}_BIN") or str(_CACHE / name)
+    if not os.access(candidate, os.X_OK):
+        raise AssertionError(
+            f"{name} not found at {candidate!r}; run ./scripts/test (it unpacks Debian's prometheus package) "
+            f"or export {name.upper()}_BIN"
+        )
+    return candidate
 
 
 def _free_port() -> int:
@@ -78,12 +92,7 @@ class PrometheusServer:
 
 def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = "/metrics") -> PrometheusServer:
     """Start Prometheus scraping ``host:port`` targets every second; waits until it is ready."""
-    binary = os.environ.get("PROMETHEUS_BIN")
-    if not binary or not Path(binary).exists():
-        raise AssertionError(
-            f"PROMETHEUS_BIN={binary!r} is not a Prometheus binary; run ./scripts/test or export "
-            "PROMETHEUS_BIN=.cache/prometheus/usr/bin/prometheus"
-        )
+    prometheus = binary("prometheus")
     targets = ", ".join(json.dumps(t) for t in scrape_targets)
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -97,7 +106,7 @@ def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = 
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                binary,
+                prometheus,
                 f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                 f"--web.listen-address=127.0.0.1:{port}",
