@@ -181,6 +181,8 @@ def test_baggage_travels_on_outgoing_requests(make_pipeline: Any) -> None:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Another test (an external-API health check) may have instrumented requests already.
+    RequestsInstrumentor().uninstrument()
     RequestsInstrumentor().instrument(tracer_provider=p.tracer_provider)
     try:
         with LoggingContext(correlation_id="req-77", user_id="u-9"):
