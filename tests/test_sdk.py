@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import textwrap
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, free_port, python_env
+from tests.support.health_servers import SilentServer
 from tests.support.otlp import OtlpReceiver, attributes
 
 
@@ -206,36 +206,9 @@ def test_prometheus_port_in_use_warns_and_carries_on(tmp_path: Path) -> None:
     assert f"cannot serve Prometheus metrics on 127.0.0.1:{port}" in result.stderr
 
 
-class _BlackHole:
-    """A TCP server that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                continue
-
-    def close(self) -> None:
-        self._stop = True
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
-
-
 @pytest.mark.parametrize("collector", ["refusing", "hanging"])
 def test_exit_is_bounded_when_the_collector_is_unreachable(tmp_path: Path, collector: str) -> None:
-    hole = _BlackHole() if collector == "hanging" else None
+    hole = SilentServer() if collector == "hanging" else None
     port = hole.port if hole else free_port()
     try:
         result = _run(
