@@ -284,3 +284,22 @@ def test_cardinality_limit_applies_to_every_instrument(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     # The SDK keeps `limit` attribute sets and folds the other 30 into one overflow series.
     assert "series 11 overflow 1" in result.stdout
+
+
+def test_grpc_protocol_uses_the_grpc_exporters(tmp_path: Path) -> None:
+    result = _run(
+        """
+        import amas_otel
+        from amas_otel import sdk
+        amas_otel.configure()
+        processors = sdk._state.tracer_provider._active_span_processor._span_processors
+        exporters = [type(p.span_exporter).__module__ for p in processors if hasattr(p, "span_exporter")]
+        print(exporters)
+        """,
+        _project(tmp_path),
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317",
+        AMAS_SHUTDOWN_TIMEOUT_SECONDS="0.2",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" in result.stdout
