@@ -43,7 +43,7 @@ from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_servic
 from amas_otel.semconv import ERROR_TYPE, HttpAttr
 from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
 
-__all__ = ["instrument_app", "RequestTelemetryMiddleware"]
+__all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
 
 _log = logging.getLogger("amas_otel.fastapi")
 
@@ -186,13 +186,15 @@ class RequestTelemetryMiddleware:
     @staticmethod
     def _end_span(span: Any, token: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
         try:
-            span.set_attribute(_A_STATUS, status)
+            # One set_attributes call: each call takes the span's lock and validates.
+            attributes: dict[str, Any] = {_A_STATUS: status}
             if template:
-                span.set_attribute(_A_ROUTE, template)
+                attributes[_A_ROUTE] = template
                 span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
             if status >= 500:
-                span.set_attribute(ERROR_TYPE, type(failure).__qualname__ if failure else str(status))
+                attributes[ERROR_TYPE] = type(failure).__qualname__ if failure else str(status)
                 span.set_status(Status(StatusCode.ERROR))
+            span.set_attributes(attributes)
             span.end()
         finally:
             otel_context.detach(token)
@@ -441,6 +443,60 @@ def instrument_app(
         )
     app._amas_otel_instrumented = True
     return app
+
+
+# --- every FastAPI application (auto-instrumentation) ----------------------------
+
+_patched: dict[str, Any] = {}
+
+
+def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsService | None = None) -> None:
+    """Give every ``fastapi.FastAPI`` application amas-otel's lean request telemetry.
+
+    What ``amas-otel-instrument`` (the amas distro's ``fastapi`` instrumentor)
+    does instead of OpenTelemetry's ``FastAPIInstrumentor``: each application,
+    whenever it was created, builds its middleware stack wrapped in
+    :class:`RequestTelemetryMiddleware` — one SERVER span per request named
+    ``{method} {route}`` with the HTTP semantic-convention attributes and the
+    incoming trace context, ``http.server.request.duration`` with the route
+    template, logs of failed requests; no per-message spans.  FastAPI's
+    built-in telemetry is switched off for those applications so nothing is
+    doubled.  Applications that call :func:`instrument_app` keep that
+    configuration instead.  Calling again does nothing; undo with
+    :func:`uninstrument_fastapi`.
+    """
+    from fastapi import FastAPI
+
+    if _patched:
+        return
+    from amas_otel import __version__
+
+    original_init, original_build = FastAPI.__init__, FastAPI.build_middleware_stack
+    tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        _disable_native_telemetry(self)
+
+    def build_middleware_stack(self: Any) -> Any:
+        stack = original_build(self)
+        if getattr(self, "_amas_otel_instrumented", False):
+            return stack  # instrument_app() wired its own telemetry into this application
+        _disable_native_telemetry(self)
+        return RequestTelemetryMiddleware(stack, metrics_service or get_metrics_service(), tracer=tracer)
+
+    _patched.update(__init__=original_init, build_middleware_stack=original_build)
+    FastAPI.__init__ = __init__  # type: ignore[method-assign]
+    FastAPI.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+def uninstrument_fastapi() -> None:
+    """Undo :func:`instrument_fastapi` for applications that build their middleware stack afterwards."""
+    from fastapi import FastAPI
+
+    for name, original in _patched.items():
+        setattr(FastAPI, name, original)
+    _patched.clear()
 
 
 def _disable_native_telemetry(app: Any) -> None:

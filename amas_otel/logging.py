@@ -17,14 +17,15 @@ every span started inside the context.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 import logging as _stdlib_logging
+import os
 import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -34,6 +35,8 @@ from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
+from opentelemetry.sdk._logs import Logger as SDKLogger
+from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import SpanProcessor
 
 from amas_otel import semconv
@@ -196,7 +199,10 @@ class CorrelationSpanProcessor(SpanProcessor):
     def on_start(self, span: Any, parent_context: context.Context | None = None) -> None:
         values = _context_values(parent_context)
         if values:
-            span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})
+            if len(values) == 1 and "correlation_id" in values:  # the per-request case: one attribute, no dict
+                span.set_attribute(semconv.CORRELATION_ID, _primitive(values["correlation_id"]))
+            else:
+                span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})
             return
         found = baggage.get_baggage(CORRELATION_BAGGAGE_KEY, parent_context)
         if found is not None:
@@ -237,12 +243,13 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         correlation_id = self._incoming(scope.get("headers") or ())
+        header = self._header
         encoded = correlation_id.encode("latin-1")
 
         async def send_with_header(message: MutableMapping[str, Any]) -> None:
-            if message.get("type") == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != self._header]
-                headers.append((self._header, encoded))
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != header]
+                headers.append((header, encoded))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -253,21 +260,31 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send_with_header)
 
     def _incoming(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        # ASGI servers hand request header names over lower-cased.
         baggage_header = None
         for name, value in headers:
-            lowered = name.lower()
-            if lowered == self._header:
+            if name == self._header:
                 found = _valid_correlation_id(value.decode("latin-1"))
                 if found:
                     return found
-            elif lowered == b"baggage":
+            elif name == b"baggage":
                 baggage_header = value.decode("latin-1")
         if baggage_header:
             ctx = W3CBaggagePropagator().extract({"baggage": baggage_header})
             found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, ctx)))
             if found:
                 return found
-        return str(uuid.uuid4())
+        return _new_correlation_id()
+
+
+def _new_correlation_id() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, without building a UUID object."""
+    h = os.urandom(16).hex()
+    # Version nibble 4; variant bits 10xx (RFC 4122) in the next group's first nibble.
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def _as_str(value: object) -> str | None:
@@ -286,6 +303,7 @@ _SEVERITY = {
     "critical": SeverityNumber.FATAL,
     "fatal": SeverityNumber.FATAL,
 }
+_SEVERITY_TEXT = {level: (level.upper(), number) for level, number in _SEVERITY.items()}
 _EVENT_LEVELS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
 # Keys the OTel record carries elsewhere (body, severity, timestamps, trace context, scope).
 _NOT_ATTRIBUTES = frozenset(
@@ -294,23 +312,14 @@ _NOT_ATTRIBUTES = frozenset(
 _NOT_EVENT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "trace_id", "span_id", "_record", "_from_structlog"})
 
 
-def _add_correlation(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    span_context = trace.get_current_span().get_span_context()
-    if span_context.is_valid:
-        event_dict["trace_id"] = format(span_context.trace_id, "032x")
-        event_dict["span_id"] = format(span_context.span_id, "016x")
-    values = _context_values()
-    if values:
-        for key, value in values.items():
-            event_dict.setdefault(key, value)
-    return event_dict
+_PRIMITIVES = frozenset({str, bool, int, float})
 
 
 def _attribute_value(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float)):
+    if type(value) in _PRIMITIVES or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
-        return list(value)
+        return tuple(value)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
@@ -321,7 +330,9 @@ def _attributes(event_dict: dict[str, Any], skip: frozenset[str]) -> dict[str, A
     for key, value in event_dict.items():
         if key in skip or value is None:
             continue
-        if key == "exception":
+        if type(value) in _PRIMITIVES and key != "exception":
+            attributes[key] = value
+        elif key == "exception":
             attributes["exception.stacktrace"] = str(value)
         else:
             attributes[key] = _attribute_value(value)
@@ -345,11 +356,10 @@ class _LogRecordCounter:
             semconv.LOG_RECORDS, callbacks=[self._observe], unit="{record}", description="Log records by level and component"
         )
 
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        key = (event_dict.get("level", method_name), event_dict.get("component"))
+    def add(self, level: str, component: str | None) -> None:
+        key = (level, component)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
-        return event_dict
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
@@ -364,48 +374,152 @@ class _LogRecordCounter:
 _record_counter = _LogRecordCounter()
 
 
-def _add_span_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    level = event_dict.get("level", method_name)
-    if level in _EVENT_LEVELS and "event_name" not in event_dict:
-        span = trace.get_current_span()
-        if span.is_recording():
+class _Record(LogRecord):
+    """An API log record built from values the pipeline already holds (no second context lookup).
+
+    ``_amas_redacted`` tells :class:`~amas_otel.redaction.RedactingLogRecordProcessor`
+    the record was cleaned already; ``__copy__`` is the batch processor's
+    per-record shallow copy, without :mod:`copy`'s generic reduce protocol.
+    """
+
+    _amas_redacted = True
+
+    def __init__(self, fields: dict[str, Any]) -> None:  # noqa: D107 - every LogRecord field, by name
+        self.__dict__ = fields
+
+    def __copy__(self) -> _Record:
+        return _Record(self.__dict__.copy())
+
+
+class _WritableRecord(ReadWriteLogRecord):
+    """The SDK's writable record, keeping attributes that are already clean when within the limits.
+
+    ``ReadWriteLogRecord`` re-validates every attribute into a
+    ``BoundedAttributes``; the pipeline's attributes are primitives (or tuples
+    of primitives) by construction, so only the limits need checking.
+    """
+
+    def __post_init__(self) -> None:
+        limits, attributes = self.limits, self.log_record.attributes
+        if limits.max_log_record_attribute_length is not None or (
+            limits.max_log_record_attributes is not None and len(attributes) > limits.max_log_record_attributes
+        ):
+            super().__post_init__()
+
+
+class _RecordProcessor:
+    """Timestamp, correlation, exception rendering, redaction, counting, span event and OTel export, in one pass.
+
+    One processor instead of seven: the current context is read once, the
+    trace ids are formatted once per span, the timestamp is taken once for
+    the line and the OTel record, and the OTel record is built directly from
+    the cleaned event dict.  Each step does exactly what the separate
+    structlog processor would (``TimeStamper(fmt="iso", utc=True)``,
+    ``StackInfoRenderer``, ``format_exc_info``) with identical output.
+    """
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        *,
+        correlation: bool,
+        counter: _LogRecordCounter | None,
+        logger_provider: Any = None,
+    ) -> None:
+        self._redact = redactor.structlog_processor
+        self._correlation = correlation
+        self._counter = counter
+        self._provider = logger_provider
+        self._loggers: dict[str, Any] = {}
+        self._second: tuple[int, str] = (-1, "")
+        self._ids: tuple[Any, str, str] = (None, "", "")
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        now = time.time_ns()
+        event_dict["timestamp"] = self._iso(now)
+        ctx = context.get_current()
+        span = trace.get_current_span(ctx)
+        span_context = span.get_span_context()
+        if self._correlation:
+            if span_context.is_valid:
+                ids = self._ids
+                if ids[0] is not span_context:
+                    ids = self._ids = (span_context, format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
+                event_dict["trace_id"], event_dict["span_id"] = ids[1], ids[2]
+            values = context.get_value(_CONTEXT_KEY, ctx)
+            if values:
+                for key, value in values.items():  # type: ignore[attr-defined]
+                    event_dict.setdefault(key, value)
+        if "stack_info" in event_dict:
+            event_dict = _STACK_INFO(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+        event_dict = self._redact(logger, method_name, event_dict)
+        level = event_dict.get("level", method_name)
+        if self._counter is not None:
+            self._counter.add(level, event_dict.get("component"))
+        if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():
             attributes = _attributes(event_dict, _NOT_EVENT_ATTRIBUTES)
             attributes[semconv.LOG_LEVEL] = level
             attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
             span.add_event(semconv.LOG_EVENT, attributes)
-    return event_dict
+        self._export(event_dict, level, now, ctx, span_context)
+        return event_dict
 
+    def _iso(self, now: int) -> str:
+        """``now`` (ns) exactly as ``datetime.now(timezone.utc).isoformat()`` with ``Z``, date part cached per second."""
+        second, micro = divmod(now // 1000, 1_000_000)
+        cached = self._second
+        if cached[0] != second:
+            stamp = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
+            cached = self._second = (second, stamp)
+        return f"{cached[1]}.{micro:06d}Z" if micro else cached[1] + "Z"
 
-class _OtelExport:
-    """Emits each event dict as an OTel log record (already redacted: marked so it is not scanned again)."""
-
-    def __init__(self, logger_provider: Any = None) -> None:
-        self._provider = logger_provider
-        self._loggers: dict[str, Any] = {}
-
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def _export(self, event_dict: dict[str, Any], level: str, now: int, ctx: Any, span_context: Any) -> None:
         name = event_dict.get("logger") or semconv.INSTRUMENTATION_SCOPE
-        if name.startswith("opentelemetry"):
-            return event_dict  # the SDK's own complaints must not feed back into the SDK
         try:
-            otel_logger = self._loggers.get(name)
+            target = self._loggers.get(name)
+            if target is None:
+                target = self._loggers.setdefault(name, self._target(name))
+            otel_logger, limits = target
             if otel_logger is None:
-                provider = self._provider or get_logger_provider()
-                otel_logger = self._loggers.setdefault(name, provider.get_logger(name))
-            level = event_dict.get("level", method_name)
-            record = LogRecord(
-                timestamp=time.time_ns(),
-                severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
-                severity_text=level.upper(),
-                body=_attribute_value(event_dict.get("event", "")),
-                attributes=_attributes(event_dict, _NOT_ATTRIBUTES),
-                event_name=event_dict.get("event_name"),
+                return
+            severity = _SEVERITY_TEXT.get(level)
+            record = _Record(
+                {
+                    "timestamp": now,
+                    "observed_timestamp": now,
+                    "context": ctx,
+                    "trace_id": span_context.trace_id,
+                    "span_id": span_context.span_id,
+                    "trace_flags": span_context.trace_flags,
+                    "severity_text": severity[0] if severity else level.upper(),
+                    "severity_number": severity[1] if severity else SeverityNumber.INFO,
+                    "body": _attribute_value(event_dict.get("event", "")),
+                    "attributes": _attributes(event_dict, _NOT_ATTRIBUTES),
+                    "event_name": event_dict.get("event_name"),
+                    "exception": None,
+                }
             )
-            record._amas_redacted = True  # type: ignore[attr-defined] - see RedactingLogRecordProcessor
-            otel_logger.emit(record)
+            if limits is None:
+                otel_logger.emit(record)
+            else:
+                # A writable record is used as it is: no second validation of the attributes.
+                otel_logger.emit(_WritableRecord(record, otel_logger.resource, otel_logger.instrumentation_scope, limits))
         except Exception:  # noqa: BLE001 - export trouble must not break logging
             _internal.debug("amas_otel: cannot export a log record", exc_info=True)
-        return event_dict
+
+    def _target(self, name: str) -> tuple[Any, Any]:
+        """``(otel logger, its record limits when it is the SDK's)``; no logger for the SDK's own records."""
+        if name.startswith("opentelemetry"):
+            return None, None  # the SDK's own complaints must not feed back into the SDK
+        otel_logger = (self._provider or get_logger_provider()).get_logger(name)
+        # The limits the SDK would apply itself when turning an API record into a writable one.
+        limits = getattr(otel_logger, "_log_record_limits", None) if isinstance(otel_logger, SDKLogger) else None
+        return otel_logger, limits
+
+
+_STACK_INFO = structlog.processors.StackInfoRenderer()
 
 
 # --- configuration ---------------------------------------------------------------
@@ -441,15 +555,14 @@ def configure_logging(
     configure_redaction(redactor)
 
     stream = config.stream or sys.stderr
-    common: list[Any] = []
-    if config.enable_correlation:
-        common.append(_add_correlation)
-    common += [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info, redactor.structlog_processor]
     if config.enable_metrics:
         _record_counter.register(meter_provider or get_meter_provider())
-        common.append(_record_counter)
-    common += [_add_span_event, _OtelExport(logger_provider)]
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    record_processor = _RecordProcessor(
+        redactor,
+        correlation=config.enable_correlation,
+        counter=_record_counter if config.enable_metrics else None,
+        logger_provider=logger_provider,
+    )
     renderer = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if config.format is LogFormat.JSON
@@ -459,8 +572,7 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _add_logger_name,
-        timestamper,
-        *common,
+        record_processor,
     ]
     level = getattr(_stdlib_logging, config.level.value)
     structlog.configure(
@@ -476,8 +588,7 @@ def configure_logging(
             structlog.processors.add_log_level,
             _add_logger_name,
             structlog.stdlib.ExtraAdder(),
-            timestamper,
-            *common,
+            record_processor,
         ],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )

@@ -230,9 +230,13 @@ def _span_exporter(name: str, otel: OtelSettings) -> Any:
         return ConsoleSpanExporter()
     if otel.otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter(**_otlp_kwargs(otel, "traces"))
+
+        return OTLPSpanExporter(**_otlp_kwargs(otel, "traces"))
+    # The SDK's HTTP exporter with a direct protobuf encoder: the same bytes for
+    # a third of the export thread's CPU (and GIL) time.
+    from amas_otel._otlp_spans import FastOTLPSpanExporter
+
+    return FastOTLPSpanExporter(**_otlp_kwargs(otel, "traces"))
 
 
 def _metric_exporter(name: str, otel: OtelSettings) -> Any:

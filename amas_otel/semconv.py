@@ -136,10 +136,10 @@ class Recovery:
 class HealthSignal:
     """Names emitted by :mod:`amas_otel.health`."""
 
-    #: Observable gauge, one series per check: 1 healthy, 0.5 degraded, 0 unhealthy.
-    STATUS_METRIC = ("amas.health.check.status", "{status}")
-    #: Histogram of one check run (all attempts), seconds.
-    DURATION_METRIC = ("amas.health.check.duration", "s")
+    #: Observable gauge, unit "{status}", one series per check: 1 healthy, 0.5 degraded, 0 unhealthy.
+    STATUS_METRIC = "amas.health.check.status"
+    #: Histogram, unit "s": one check run, all attempts included.
+    DURATION_METRIC = "amas.health.check.duration"
     #: Span name prefix; the span is named ``"health_check <check name>"``.
     SPAN_PREFIX = "health_check"
     #: Span event added before each retry of a failed attempt.

@@ -21,15 +21,19 @@ service, health checks, input validation and rate limiting, all through
 Environment: ``AMAS_EXAMPLE_INSTRUMENT=0`` serves the same routes with no
 amas-otel wiring at all (the baseline the benchmarks compare against, and the
 app ``opentelemetry-instrument`` / ``amas-otel-instrument`` instrument from
-outside); ``AMAS_EXAMPLE_RATE_LIMIT`` sets requests per minute per client
+outside); its logs are then plain structlog JSON lines on stderr at
+``LOG_LEVEL``, unless a launcher configured logging first, so every variant
+logs the same lines at the same level.  ``AMAS_EXAMPLE_RATE_LIMIT`` sets requests per minute per client
 (default 600000: present but not in the way of a benchmark).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
+import sys
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel
@@ -131,7 +135,30 @@ def create_app(*, instrument: bool | None = None) -> FastAPI:
 
     if instrument:
         _instrument(app, dependency)
+    else:
+        _plain_logging()
     return app
+
+
+def _plain_logging() -> None:
+    # What the service would do without amas-otel: JSON lines with a UTC
+    # timestamp at LOG_LEVEL.  A launcher (amas-otel-instrument) that set
+    # logging up before the app was imported keeps its pipeline.
+    import structlog
+
+    if structlog.is_configured():
+        return
+    level = logging.getLevelNamesMapping().get(os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
 
 
 def _instrument(app: FastAPI, dependency: _Dependency) -> None:

@@ -1,0 +1,73 @@
+"""amas_otel._otlp_spans: the direct OTLP encoder writes what the SDK's encoder writes, and exports over real HTTP."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from amas_otel._otlp_spans import FastOTLPSpanExporter, encode_spans
+from tests.support.otlp import OtlpReceiver, attributes
+
+
+def _spans() -> list:
+    memory = InMemorySpanExporter()
+    providers = []
+    for name in ("svc-a", "svc-b"):
+        provider = TracerProvider(resource=Resource.create({"service.name": name, "deployment.environment": "test"}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        providers.append(provider)
+    remote = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("vendor", "v1")]))
+    tracer = providers[0].get_tracer("amas.test", "1.0", schema_url="https://opentelemetry.io/schemas/1.21.0")
+    with tracer.start_as_current_span(
+        "GET /items/{id}",
+        context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+        kind=SpanKind.SERVER,
+        attributes={"http.route": "/items/{id}", "ok": True, "no": False, "n": -7, "big": 2**62, "ratio": 0.25,
+                    "zero": 0, "fzero": 0.0, "negzero": -0.0, "empty": "", "names": ["a", "b"], "counts": [1, 2], "unicode": "snowman ☃"},
+    ) as span:
+        span.add_event("amas.log", {"amas.log.level": "warning", "count": 3})
+        with tracer.start_as_current_span("inner", links=[Link(remote, {"why": "batch"})]) as inner:
+            inner.set_status(Status(StatusCode.ERROR, "boom"))
+    providers[0].get_tracer("other").start_span("unscoped-version").end()
+    providers[1].get_tracer("amas.test").start_span("second resource", kind=SpanKind.CLIENT).end()
+    with providers[0].get_tracer("amas.test", "1.0", schema_url="https://opentelemetry.io/schemas/1.21.0").start_as_current_span("ok") as ok:
+        ok.set_status(Status(StatusCode.OK))
+    return list(memory.get_finished_spans())
+
+
+def test_encoding_matches_the_sdk_encoder() -> None:
+    spans = _spans()
+    encoded = encode_spans(spans)
+    assert encoded == sdk_encode_spans(spans).SerializeToString()
+    ours = ExportTraceServiceRequest.FromString(encoded)
+    assert sum(len(s.spans) for r in ours.resource_spans for s in r.scope_spans) == len(spans) == 5
+    # Encoded twice (attribute and resource caches warm): the same bytes.
+    assert encode_spans(spans) == encode_spans(spans)
+
+
+def test_unique_values_beyond_the_cache_bound_encode_the_same() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("amas.test")
+    for i in range(5000):  # more distinct (key, value) pairs and names than the caches hold
+        tracer.start_span(f"op-{i}", attributes={"amas.correlation.id": f"id-{i}", "n": i, "ok": True}).end()
+    spans = memory.get_finished_spans()
+    assert encode_spans(spans) == sdk_encode_spans(spans).SerializeToString()
+
+
+def test_exporter_sends_spans_to_a_real_otlp_receiver(otlp_receiver: OtlpReceiver) -> None:
+    exporter = FastOTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces", timeout=5)
+    assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+    assert otlp_receiver.wait_for(lambda: len(otlp_receiver.spans()) >= 5)
+    server = next(s for s in otlp_receiver.spans() if s.name == "GET /items/{id}")
+    assert attributes(server.attributes)["http.route"] == "/items/{id}"
+    assert server.parent_span_id == (0x5678).to_bytes(8, "big")
+    exporter.shutdown()
+    assert exporter.export(_spans()) is SpanExportResult.FAILURE
