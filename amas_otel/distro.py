@@ -13,13 +13,7 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-__all__ = ["AmasDistro", "AmasConfigurator", "INSTRUMENTOR_OPTIONS"]
-
-#: Per-instrumentation options amas-otel applies by default (FastAPI is
-#: instrumented by amas-otel's own middleware instead; see AmasDistro).
-INSTRUMENTOR_OPTIONS: dict[str, dict[str, Any]] = {
-    "starlette": {},
-}
+__all__ = ["AmasDistro", "AmasConfigurator"]
 
 
 class AmasDistro(BaseDistro):
@@ -42,8 +36,7 @@ class AmasDistro(BaseDistro):
 
             instrument_fastapi()
             return
-        options = {**INSTRUMENTOR_OPTIONS.get(entry_point.name, {}), **kwargs}
-        entry_point.load()().instrument(**options)
+        entry_point.load()().instrument(**kwargs)
 
 
 class AmasConfigurator(_BaseConfigurator):

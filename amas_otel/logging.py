@@ -94,7 +94,7 @@ class LoggingConfig:
 
     ``redact_patterns`` are ``LOG_REDACT_PATTERNS`` entries (key names or
     regular expressions), ``allow_keys`` extends the ``maximum`` level's
-    allow-list, ``stream`` is where lines go (default: ``sys.stderr``).
+    allow-list, ``stream`` is where lines go (default: ``sys.stdout``, the embedded default).
     """
 
     level: LogLevel = LogLevel.INFO
@@ -554,7 +554,7 @@ def configure_logging(
     redactor = Redactor(config.security_level, config.redact_patterns, allow_keys=config.allow_keys)
     configure_redaction(redactor)
 
-    stream = config.stream or sys.stderr
+    stream = config.stream or sys.stdout
     if config.enable_metrics:
         _record_counter.register(meter_provider or get_meter_provider())
     record_processor = _RecordProcessor(
