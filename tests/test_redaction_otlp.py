@@ -165,9 +165,9 @@ def test_configure_wires_redaction_and_correlation_into_real_exports(receiver: O
         needles = [text] if "PRIVATE" not in text else ["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"]
         for needle in needles:
             assert needle.encode() not in data, needle
-            assert needle not in child.stderr, needle
-    assert b"tok-secret-123456" not in data and "tok-secret-123456" not in child.stderr
-    lines = [json.loads(line) for line in child.stderr.splitlines() if line.startswith("{")]
+            assert needle not in child.stdout + child.stderr, needle
+    assert b"tok-secret-123456" not in data and "tok-secret-123456" not in child.stdout + child.stderr
+    lines = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
     assert {line["logger"] for line in lines} >= {"e2e", "lib", "amas_otel.audit"}
     assert all(line["correlation_id"] == "e2e-corr" for line in lines)
     spans = [s for s in receiver.spans() if s.name.startswith("charge ")]
