@@ -150,9 +150,23 @@ _KV = re.compile(
 _UNKNOWN = object()
 _CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
 _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
-# Lower-case hex ids (trace/span ids, str(uuid4())) carry no number secret.
-_LOWER_HEX_ID = re.compile(r"[0-9a-f]+(?:-[0-9a-f]+)*")
-_HEX_DIGITS = "0123456789abcdef"
+# Strings no value rule of a level can match, recognised by one anchored
+# regex instead of the scan: str(uuid4()) (the _uuid rule keeps it whole),
+# dash-free lower-case hex ids with a letter (trace/span ids: no rule finds
+# a secret without a separator or a non-word neighbour), and lower-case words
+# and paths with fewer digits than the level's number stage needs.  Every
+# trigger of the scan (upper case, white space, "@", "=", ":", "_", "%",
+# quotes, "+") is outside these character sets but "xox" (Slack), which the
+# caller checks (a look-ahead here would cost more than the match).  The
+# match's lastindex is None for words with at most four digits (routes,
+# versions: worth remembering); ids and paths holding a long id (groups 1
+# and 2) would only churn the cache.
+_QUIET_IDS = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]*+[a-f][0-9a-f]*+)"
+_QUIET_WORDS = (
+    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+)++)?",  # low: no number rules
+    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+){1,4}+)?",  # medium: the number stage needs 9 digits
+    r"[a-z./{}-]*+|[a-z/{}-]*+(?:[0-9][a-z/{}-]*+){0,4}+((?:[0-9][a-z/{}-]*+){1,2}+)?",  # high: 7, or digits and "."
+)
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 _SHARED_WORDS = sorted({normalize_key(k) for k in SENSITIVE_KEYS}, key=len, reverse=True)
 
@@ -180,10 +194,9 @@ def _digit_count(text: str) -> int:
 
 
 class _Counter:
-    __slots__ = ("n",)
+    """Redactions made in one record; starts at the class's 0 (no ``__init__``: one per span, on the hot path)."""
 
-    def __init__(self) -> None:
-        self.n = 0
+    n = 0
 
 
 class Redactor:
@@ -259,7 +272,10 @@ class Redactor:
             )
             for kinds in ([k for k, _ in chosen],)
         ]
+        # A custom pattern can match anything: no string is quiet then.
+        self._quiet = None if self._custom else re.compile(f"{_QUIET_IDS}|{_QUIET_WORDS[min(rank, 2)]}").fullmatch
         self._key_cache: dict[str, str | None] = {}
+        self._harmless: set[str] = set()  # the keys cached with kind None, for one C-level subset test
         self._clean: set[str] = set()
 
     def __repr__(self) -> str:
@@ -276,7 +292,10 @@ class Redactor:
         kind = self._decide_key(key)
         if len(self._key_cache) >= _CACHE_LIMIT:
             self._key_cache.clear()
+            self._harmless.clear()
         self._key_cache[key] = kind
+        if kind is None:
+            self._harmless.add(key)
         return kind
 
     def _decide_key(self, key: str) -> str | None:
@@ -306,9 +325,7 @@ class Redactor:
     def redact_mapping(self, attributes: Mapping[str, Any]) -> tuple[Mapping[str, Any], int]:
         """``(cleaned, count)``; ``cleaned`` is ``attributes`` itself when nothing was found."""
         counter = _Counter()
-        # BoundedAttributes iterates through a lock per item; its dict is the same data.
-        plain = attributes._dict if isinstance(attributes, BoundedAttributes) else attributes  # noqa: SLF001
-        changes = self._changes(plain, counter, _NOTHING)
+        changes = self._changes(attributes, counter, _NOTHING)
         if changes is None:
             return attributes, counter.n
         cleaned = dict(attributes)
@@ -332,13 +349,37 @@ class Redactor:
     ) -> dict[str, Any] | None:
         """``{key: cleaned value}`` for the values of ``attributes`` that must change, or None.
 
-        The hot loop of every signal: a known harmless key holding a number or
-        a string already seen clean costs two lookups; ``skip`` (keys the
-        pipeline itself writes) is consulted only off that path.
+        The hot loop of every signal.  Spans, log records and metric points
+        (no ``skip``) whose keys are all known harmless (one subset test) look
+        only at the values not already seen clean (one set difference): a
+        number or a never-seen quiet string (a path with an id, a request
+        UUID: one regex match) ends there, without a Python call per value.
+        Anything else goes through the per-key loop, where ``skip`` (keys the
+        pipeline itself writes) is consulted only for values not seen clean.
         """
+        key_cache, clean, quiet = self._key_cache, self._clean, self._quiet
+        # BoundedAttributes iterates through a lock per item; its dict is the same data.
+        plain = attributes._dict if isinstance(attributes, BoundedAttributes) else attributes  # noqa: SLF001
+        if not skip and quiet is not None and plain.keys() <= self._harmless:
+            try:
+                pending = set(plain.values()).difference(clean)
+            except TypeError:  # an unhashable value (list, dict): the per-key loop
+                pending = None
+            if pending is not None:
+                for value in pending:
+                    kind = type(value)
+                    if kind is str:
+                        match = quiet(value)
+                        if match is None or "xox" in value:  # see _QUIET_IDS
+                            break
+                        if match.lastindex is None:
+                            self._remember(value)
+                    elif not (kind is bool or kind is float or (kind is int and value < _CARD_MIN)):
+                        break
+                else:
+                    return None
         changes: dict[str, Any] | None = None
-        key_cache, clean = self._key_cache, self._clean
-        for key, value in attributes.items():
+        for key, value in plain.items():
             if key_cache.get(key, _UNKNOWN) is None:
                 kind = type(value)
                 if kind is str:
@@ -403,8 +444,19 @@ class Redactor:
         cleaned = self._text(text, counter)
         return value if cleaned is text else cleaned
 
+    def _remember(self, text: str) -> None:
+        if len(text) > _CACHE_MAX_LEN:
+            return
+        if len(self._clean) >= _CACHE_LIMIT:
+            self._clean.clear()
+        self._clean.add(text)
+
     def _text(self, text: str, counter: _Counter) -> str:
         if text in self._clean:
+            return text
+        if self._quiet is not None and (match := self._quiet(text)) and "xox" not in text:  # see _QUIET_IDS
+            if match.lastindex is None:
+                self._remember(text)
             return text
         try:
             out = self._scrub(text, counter) if len(text) >= 5 or self._maximum else text
@@ -413,16 +465,12 @@ class Redactor:
         except Exception:  # noqa: BLE001 - see _field
             counter.n += 1
             return _ERROR
-        if out is text and len(text) <= _CACHE_MAX_LEN:
-            if len(self._clean) >= _CACHE_LIMIT:
-                self._clean.clear()
-            self._clean.add(text)
+        if out is text:
+            self._remember(text)
         return out
 
     def _scrub(self, text: str, counter: _Counter) -> str:
         first = text[:1]
-        if first in _HEX_DIGITS and _LOWER_HEX_ID.fullmatch(text) and not text.replace("-", "").isdigit():
-            return text  # trace/span ids and str(uuid4()): no rule can match
         if first == "{" or first == "[":
             stripped = text.strip()
             if stripped[-1:] in ("}", "]"):
@@ -581,7 +629,7 @@ def _bounded(original: Any, cleaned: Mapping[str, Any]) -> Any:
 def _clean_span(redactor: Redactor, span: ReadableSpan) -> None:
     counter = _Counter()
     name = span._name  # noqa: SLF001 - the snapshot has no setters; see the class docstring
-    if name:
+    if name and name not in redactor._clean:  # noqa: SLF001 - the usual case without a call
         new_name = redactor._text(name, counter)  # noqa: SLF001
         if new_name is not name:
             span._name = new_name  # noqa: SLF001
@@ -629,13 +677,12 @@ def _clean_span(redactor: Redactor, span: ReadableSpan) -> None:
 
 def _with_count(redactor: Redactor, attributes: Any, counter: _Counter) -> Any:
     """Cleaned ``attributes`` plus the redaction count of the whole record, or None when nothing was found."""
-    cleaned = attributes
-    if attributes:
-        cleaned, n = redactor.redact_mapping(attributes)
-        counter.n += n
+    changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
     if not counter.n:
         return None
-    cleaned = dict(cleaned or {})
+    cleaned = dict(attributes or {})
+    if changes:
+        cleaned.update(changes)
     cleaned[REDACTION_COUNT] = counter.n
     return _bounded(attributes, cleaned)
 
