@@ -34,6 +34,7 @@ import structlog
 from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.baggage import _BAGGAGE_KEY  # the context entry set_baggage writes
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
 from opentelemetry.sdk._logs import Logger as SDKLogger
 from opentelemetry.sdk._logs import ReadWriteLogRecord
@@ -41,7 +42,13 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from amas_otel import semconv
 from amas_otel.config import ConfigError
-from amas_otel.redaction import Redactor, SecurityLevel, configure_redaction, get_redactor
+from amas_otel.redaction import (
+    RedactingLogRecordProcessor,
+    Redactor,
+    SecurityLevel,
+    configure_redaction,
+    get_redactor,
+)
 
 __all__ = [
     "LogLevel",
@@ -167,22 +174,37 @@ class LoggingContext:
         self._tokens: list[object] = []
 
     def __enter__(self) -> LoggingContext:
-        merged = dict(_context_values() or {})
-        merged.update(self.values)
-        ctx = context.set_value(_CONTEXT_KEY, merged)
-        for key, value in self.values.items():
-            ctx = baggage.set_baggage(key, str(value), ctx)
-        self._tokens.append(context.attach(ctx))
+        # No values (``LoggingContext(correlation_id=None)``): nothing to add, no context switch.
+        self._tokens.append(context.attach(_context_with(self.values)) if self.values else None)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        context.detach(self._tokens.pop())
+        token = self._tokens.pop()
+        if token is not None:
+            context.detach(token)
 
     async def __aenter__(self) -> LoggingContext:
         return self.__enter__()
 
     async def __aexit__(self, *exc: Any) -> None:
         self.__exit__(*exc)
+
+
+def _context_with(values: dict[str, Any]) -> context.Context:
+    """The current context plus ``values``, both as LoggingContext values and as baggage (strings).
+
+    One new context built in one go: what ``set_value`` followed by a
+    ``set_baggage`` per value gives, without a context copy per step.
+    """
+    current = context.get_current()
+    outer = current.get(_CONTEXT_KEY)
+    entries = current.get(_BAGGAGE_KEY)
+    bag = dict(entries) if entries else {}  # type: ignore[call-overload]
+    for key, value in values.items():
+        bag[key] = str(value)
+    return context.Context(
+        {**current, _CONTEXT_KEY: {**outer, **values} if outer else dict(values), _BAGGAGE_KEY: bag}  # type: ignore[dict-item]
+    )
 
 
 def _span_attribute(key: str) -> str:
@@ -197,14 +219,17 @@ class CorrelationSpanProcessor(SpanProcessor):
     """Sets the enclosing :class:`LoggingContext` values (or a baggage correlation id) on each span it starts."""
 
     def on_start(self, span: Any, parent_context: context.Context | None = None) -> None:
-        values = _context_values(parent_context)
+        # Two dict lookups on one context when there is nothing to copy.
+        ctx = context.get_current() if parent_context is None else parent_context
+        values = ctx.get(_CONTEXT_KEY)
         if values:
-            if len(values) == 1 and "correlation_id" in values:  # the per-request case: one attribute, no dict
-                span.set_attribute(semconv.CORRELATION_ID, _primitive(values["correlation_id"]))
+            if len(values) == 1 and "correlation_id" in values:  # type: ignore[arg-type] # the per-request case
+                span.set_attribute(semconv.CORRELATION_ID, _primitive(values["correlation_id"]))  # type: ignore[index]
             else:
-                span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})
+                span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})  # type: ignore[attr-defined]
             return
-        found = baggage.get_baggage(CORRELATION_BAGGAGE_KEY, parent_context)
+        entries = ctx.get(_BAGGAGE_KEY)
+        found = entries.get(CORRELATION_BAGGAGE_KEY) if entries else None  # type: ignore[attr-defined]
         if found is not None:
             span.set_attribute(semconv.CORRELATION_ID, str(found))
 
@@ -253,11 +278,15 @@ class CorrelationMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with LoggingContext(correlation_id=correlation_id):
+        # What ``LoggingContext(correlation_id=...)`` does, without the object.
+        token = context.attach(_context_with({"correlation_id": correlation_id}))
+        try:
             span = trace.get_current_span()
             if span.is_recording():
                 span.set_attribute(semconv.CORRELATION_ID, correlation_id)
             await self.app(scope, receive, send_with_header)
+        finally:
+            context.detach(token)
 
     def _incoming(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
         # ASGI servers hand request header names over lower-cased.
@@ -433,6 +462,7 @@ class _RecordProcessor:
         self._loggers: dict[str, Any] = {}
         self._second: tuple[int, str] = (-1, "")
         self._ids: tuple[Any, str, str] = (None, "", "")
+        self._consumers: tuple[Any, bool] = (None, True)
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         now = time.time_ns()
@@ -482,7 +512,7 @@ class _RecordProcessor:
             if target is None:
                 target = self._loggers.setdefault(name, self._target(name))
             otel_logger, limits = target
-            if otel_logger is None:
+            if otel_logger is None or (limits is not None and not self._consumed(otel_logger)):
                 return
             severity = _SEVERITY_TEXT.get(level)
             record = _Record(
@@ -508,6 +538,21 @@ class _RecordProcessor:
                 otel_logger.emit(_WritableRecord(record, otel_logger.resource, otel_logger.instrumentation_scope, limits))
         except Exception:  # noqa: BLE001 - export trouble must not break logging
             _internal.debug("amas_otel: cannot export a log record", exc_info=True)
+
+    def _consumed(self, otel_logger: SDKLogger) -> bool:
+        """Whether a record emitted on the SDK logger reaches a processor that does more than redact it.
+
+        With no log exporter (``OTEL_LOGS_EXPORTER=none``) the provider holds at
+        most the redacting processor, which cleans records nobody then reads:
+        building them is skipped.  The answer is kept per processor tuple (the
+        SDK replaces the tuple whenever a processor is added).
+        """
+        processors = otel_logger._multi_log_record_processor._log_record_processors  # noqa: SLF001
+        cached = self._consumers
+        if cached[0] is not processors:
+            consumed = any(not isinstance(p, RedactingLogRecordProcessor) for p in processors)
+            cached = self._consumers = (processors, consumed)
+        return cached[1]
 
     def _target(self, name: str) -> tuple[Any, Any]:
         """``(otel logger, its record limits when it is the SDK's)``; no logger for the SDK's own records."""
