@@ -16,11 +16,14 @@ It applies two kinds of rules:
 Replacements read ``[REDACTED:<kind>]`` and every cleaned record/span gets the
 number of replacements in :data:`amas_otel.semconv.REDACTION_COUNT`.
 
-Speed: strings are first checked with a handful of substring tests (C speed);
-only strings that contain a possible trigger (``@``, ``=``, ``eyJ``, long digit
-runs…) reach the regular expressions, and short strings found clean are
-remembered, so the repeated values of real traffic (methods, routes, hosts)
-cost one set lookup.  Only clean values are remembered, never secrets.
+Speed: short strings found clean are remembered, so the repeated values of
+real traffic (methods, routes, hosts) cost one set lookup; "quiet" strings no
+rule of the level can match (request UUIDs, hex trace ids, lower-case paths
+holding a short id) are recognised by one anchored regex and not remembered
+(they would churn the cache); everything else is checked with a handful of
+substring tests (C speed), and only strings that contain a possible trigger
+(``@``, ``=``, ``eyJ``, long digit runs…) reach the regular expressions.
+Only clean values are remembered, never secrets.
 
 Failures never lose telemetry: if redacting a value raises, the whole value
 becomes ``[REDACTED:error]``.
@@ -33,6 +36,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from itertools import filterfalse
 from typing import Any
 
 from opentelemetry import trace
@@ -351,7 +355,7 @@ class Redactor:
 
         The hot loop of every signal.  Spans, log records and metric points
         (no ``skip``) whose keys are all known harmless (one subset test) look
-        only at the values not already seen clean (one set difference): a
+        only at the values not already seen clean (filtered at C speed): a
         number or a never-seen quiet string (a path with an id, a request
         UUID: one regex match) ends there, without a Python call per value.
         Anything else goes through the per-key loop, where ``skip`` (keys the
@@ -362,11 +366,7 @@ class Redactor:
         plain = attributes._dict if isinstance(attributes, BoundedAttributes) else attributes  # noqa: SLF001
         if not skip and quiet is not None and plain.keys() <= self._harmless:
             try:
-                pending = set(plain.values()).difference(clean)
-            except TypeError:  # an unhashable value (list, dict): the per-key loop
-                pending = None
-            if pending is not None:
-                for value in pending:
+                for value in filterfalse(clean.__contains__, plain.values()):
                     kind = type(value)
                     if kind is str:
                         match = quiet(value)
@@ -378,6 +378,8 @@ class Redactor:
                         break
                 else:
                     return None
+            except TypeError:  # an unhashable value (list, dict): the per-key loop
+                pass
         changes: dict[str, Any] | None = None
         for key, value in plain.items():
             if key_cache.get(key, _UNKNOWN) is None:

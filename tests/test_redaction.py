@@ -126,6 +126,75 @@ def test_metric_attributes_check() -> None:
     assert safe_metric_attributes(clean, MEDIUM) is clean
 
 
+# --- the quiet-string fast path (ids, paths) must agree with the full scan ------------------
+
+LEVELS = ("low", "medium", "high", "maximum")
+
+
+def _full_scan(level: str) -> Redactor:
+    reference = Redactor(level)
+    reference._quiet = None  # noqa: SLF001 - the same engine without the fast path
+    return reference
+
+
+FULL_SCANS = {level: _full_scan(level) for level in LEVELS}
+FAST = {level: Redactor(level) for level in LEVELS}
+_NEAR_QUIET = st.text("0123456789abcdefox-./{} ", max_size=48)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        _NEAR_QUIET,
+        st.uuids().map(str),
+        st.builds(lambda a, b, c: a + b + c, _NEAR_QUIET, secrets().map(lambda s: s.text), _NEAR_QUIET),
+        st.builds(lambda a, b, c: a + b + c, _NEAR_QUIET, st.one_of(phones(), ips()).map(lambda s: s.text), _NEAR_QUIET),
+    )
+)
+def test_quiet_fast_path_agrees_with_the_full_scan(text: str) -> None:
+    for level in LEVELS:
+        expected = FULL_SCANS[level].redact_mapping({"url.path": text})
+        assert FAST[level].redact_mapping({"url.path": text}) == expected, level
+        assert FAST[level].redact_text(text) == FULL_SCANS[level].redact_text(text), level
+
+
+@pytest.mark.parametrize(
+    ("level", "text", "kind"),
+    [
+        ("medium", "a-4111111111111111", "card"),  # hex with a dash, but not UUID-shaped
+        ("medium", "3f2a9c1e-8b7d-4e6f-a1b2-4111111111111111", "card"),  # UUID-like, last group is a card
+        ("medium", "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718-4111111111111111", "card"),  # UUID plus a card
+        ("medium", "/api/v1/users/4111111111111111/orders", "card"),  # a path whose "id" is a card
+        ("medium", "/api/v1/users/123-45-6789/orders", "ssn"),  # 9 digits: past the medium limit of 8
+        ("low", "xoxb-1234567890-abcdefghijkl", "slack_token"),  # lower case, quiet characters, but "xox"
+        ("high", "/hosts/10.1.2.3", "ip"),  # digits with "." at high
+        ("high", "/call/555-123-4567", "phone"),  # 10 digits: past the high limit of 6
+    ],
+)
+def test_quiet_looking_values_holding_secrets_are_scanned(level: str, text: str, kind: str) -> None:
+    assert f"[REDACTED:{kind}]" in Redactor(level).redact_mapping({"k": text})[0]["k"]
+    assert f"[REDACTED:{kind}]" in Redactor(level).redact_text(text)
+
+
+def test_quiet_values_pass_unchanged_and_only_short_ones_are_remembered() -> None:
+    r = Redactor("medium")
+    values = {
+        "id": "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718",
+        "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "path": "/api/v1/users/1234567/orders",
+        "route": "/api/v1/users/{id}/orders",
+        "agent": "curl/8.5.0",
+        "port": 8443,
+    }
+    assert r.redact_mapping(values) == (values, 0)
+    assert r._clean == {"/api/v1/users/{id}/orders", "curl/8.5.0"}  # noqa: SLF001 - ids would churn the cache
+
+
+def test_a_custom_pattern_turns_the_fast_path_off() -> None:
+    r = Redactor("medium", [r"ord[e]rs"])
+    assert r.redact_mapping({"route": "/api/v1/orders"}) == ({"route": "/api/v1/[REDACTED:pattern]"}, 1)
+
+
 def _provider(redactor: Redactor) -> tuple[TracerProvider, InMemorySpanExporter]:
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
