@@ -231,18 +231,16 @@ class CircuitBreaker:
         coroutine to ``await``; otherwise it runs the call and returns its result.
         Raises :class:`CircuitBreakerOpenException` when the call is rejected.
         """
-        # Only coroutine functions are cached, so a hit skips the type test.
-        runner = self._runners.get(fn)
-        if runner is not None:
-            return runner(*args, **kwargs)
         try:
             is_async = fn.__code__.co_flags & _CO_COROUTINE
         except AttributeError:  # partials, callable objects
             is_async = inspect.iscoroutinefunction(fn)
         if is_async:
-            if len(self._runners) >= _RUNNER_CACHE_SIZE:
-                self._runners.clear()
-            runner = self._runners[fn] = _async_runner(self, fn)
+            runner = self._runners.get(fn)
+            if runner is None:
+                if len(self._runners) >= _RUNNER_CACHE_SIZE:
+                    self._runners.clear()
+                runner = self._runners[fn] = _async_runner(self, fn)
             return runner(*args, **kwargs)
         return self._call_sync(fn, args, kwargs)
 
