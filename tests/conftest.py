@@ -13,6 +13,9 @@ import pytest
 
 from tests.support.otlp import OtlpReceiver
 
+# Fixtures shared by the logging and redaction tests (make_pipeline).
+pytest_plugins = ["tests.logging_support"]
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_DSN = os.environ.get("AMAS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AMAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -27,7 +27,6 @@ from amas_otel.logging import (
     get_logger,
     security_logger,
 )
-from tests.logging_support import make_pipeline  # noqa: F401 - fixture
 from tests.support.asgi_server import serve
 
 

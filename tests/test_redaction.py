@@ -287,8 +287,6 @@ def test_rendered_structlog_processor_counts(make_pipeline: Any) -> None:
     assert line[REDACTION_COUNT] == 2 and line["note"] == "ok"
 
 
-from tests.logging_support import make_pipeline  # noqa: E402,F401 - fixture
-
 
 def test_log_record_processor_cleans_records_from_other_sources(make_pipeline: Any) -> None:
     p = make_pipeline()

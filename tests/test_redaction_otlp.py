@@ -23,7 +23,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from amas_otel.logging import CorrelationSpanProcessor, LoggingConfig, LoggingContext, configure_logging, get_logger
 from amas_otel.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
 from tests.conftest import PYTHON, python_env
-from tests.logging_support import make_pipeline  # noqa: F401 - fixture (restores logging afterwards)
 from tests.redaction_secrets import SECRET_KINDS, Secret
 from tests.support.otlp import OtlpReceiver, attributes
 
