@@ -269,7 +269,7 @@ def _run_child(tmp_path: Path, launcher: list[str]) -> tuple[str, str]:
         return app_scrape, exporter_scrape
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)
 
 
 def test_configured_process_exposes_one_clean_family(tmp_path: Path) -> None:
