@@ -8,8 +8,14 @@ amas_venv() {  # amas_venv EXTRAS
   fi
   stamp="$venv/.amas-installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${extras//,/_}"
   if [ ! -f "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
+    mkdir -p .cache
+    # Build-backend chatter goes to a log; it is shown only when the install fails.
+    if ! { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+           "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"; } >.cache/pip-install.log 2>&1; then
+      cat .cache/pip-install.log >&2
+      echo "installing amas-otel[${extras}] into $venv failed (log above, also in .cache/pip-install.log)" >&2
+      return 1
+    fi
     touch "$stamp"
   fi
   AMAS_PY="$venv/bin/python"
