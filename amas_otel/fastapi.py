@@ -38,6 +38,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.semconv import ERROR_TYPE, HttpAttr
@@ -298,11 +299,7 @@ def _install_handlers(app: Any, service: MetricsService) -> None:
     app.add_exception_handler(RateLimitExceeded, rate_limited)
     app.add_exception_handler(HTTPException, http_error)
 
-    try:
-        from amas_otel.breaker import CircuitBreakerOpenException
-    except ImportError:
-        _log.warning("amas_otel.fastapi: amas_otel.breaker is not available; open breakers will answer 500")
-        return
+    from amas_otel.breaker import CircuitBreakerOpenException
 
     async def breaker_open(request: Request, exc: Exception) -> Response:
         count(exc)
@@ -348,7 +345,7 @@ def instrument_app(
     health_details_token: str | None = None,
     metrics_path: str | None = None,
     rate_limiter: RateLimiter | RedisRateLimiter | None = None,
-    trusted_proxies: Iterable[str] = (),
+    trusted_proxies: Iterable[str] | None = None,
     rate_limit_exempt_paths: Iterable[str] | None = None,
     record_body_sizes: bool = False,
 ) -> Any:
@@ -368,21 +365,26 @@ def instrument_app(
     ``tracer_provider`` to the global one.  ``metrics_path`` defaults to
     ``PROMETHEUS_METRICS_PATH`` (``/metrics``); pass ``""`` for no endpoint on
     the app.  ``rate_limiter`` enables limiting per client address
-    (``trusted_proxies`` may set it through ``X-Forwarded-For``); health and
-    metrics paths are exempt unless ``rate_limit_exempt_paths`` says otherwise.
-    ``health_service`` / ``health_details_token`` go to ``health_router``.
-    Parts whose module is not installed are skipped with a warning.
-    Calling twice on one app raises :class:`RuntimeError`.
+    (``trusted_proxies`` may set it through ``X-Forwarded-For``); without one,
+    ``RATE_LIMIT_ENABLED=true`` builds it from ``RATE_LIMIT_REQUESTS_PER_MINUTE``,
+    ``RATE_LIMIT_BURST_LIMIT`` and ``RATE_LIMIT_REDIS_URL`` (shared through Redis
+    when set), and ``trusted_proxies`` defaults to ``RATE_LIMIT_TRUSTED_PROXIES``.
+    Health and metrics paths are exempt unless ``rate_limit_exempt_paths`` says
+    otherwise.  ``health_service`` / ``health_details_token`` go to
+    ``health_router``.  Calling twice on one app raises :class:`RuntimeError`.
     """
     if getattr(app, "_amas_otel_instrumented", False):
         raise RuntimeError("instrument_app() was already called on this application")
     if tracing not in _TRACING_MODES:
         raise ValueError(f"tracing must be one of {', '.join(_TRACING_MODES)}, got {tracing!r}")
-    from amas_otel.config import get_settings
-
+    settings = get_settings()
     service = metrics_service or get_metrics_service()
     if metrics_path is None:
-        metrics_path = get_settings().metrics.prometheus_path
+        metrics_path = settings.metrics.prometheus_path
+    if rate_limiter is None and settings.rate_limit.enabled:
+        rate_limiter = _configured_limiter(settings.rate_limit)
+    if trusted_proxies is None:
+        trusted_proxies = settings.rate_limit.trusted_proxies
     health_prefix = "/health"
     otel_already = getattr(app, "_is_instrumented_by_opentelemetry", False)
     if otel_already:
@@ -412,22 +414,16 @@ def instrument_app(
     )
     # Outermost: the correlation id is in context before the span starts.
     if correlation:
-        try:
-            from amas_otel.logging import CorrelationMiddleware
-        except ImportError:
-            _log.warning("amas_otel.fastapi: amas_otel.logging has no CorrelationMiddleware; correlation ids come from headers only")
-        else:
-            app.add_middleware(CorrelationMiddleware)
+        from amas_otel.logging import CorrelationMiddleware
+
+        app.add_middleware(CorrelationMiddleware)
 
     _install_handlers(app, service)
 
     if health:
-        try:
-            from amas_otel.health import health_router
-        except ImportError:
-            _log.warning("amas_otel.fastapi: amas_otel.health is not available; no health endpoints")
-        else:
-            app.include_router(health_router(health_service, details_token=health_details_token))
+        from amas_otel.health import health_router
+
+        app.include_router(health_router(health_service, details_token=health_details_token))
     if metrics_path:
         app.add_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
 
@@ -443,6 +439,12 @@ def instrument_app(
         )
     app._amas_otel_instrumented = True
     return app
+
+
+def _configured_limiter(limits: RateLimitSettings) -> RateLimiter | RedisRateLimiter:
+    if limits.redis_url:
+        return RedisRateLimiter(limits.redis_url, limits.requests_per_minute, limits.burst_size)
+    return RateLimiter(limits.requests_per_minute, limits.burst_size)
 
 
 # --- every FastAPI application (auto-instrumentation) ----------------------------

@@ -289,3 +289,33 @@ def test_auto_instrumented_process_still_records_once(tmp_path: Path) -> None:
         promtool_check(text)
         assert text.count("# TYPE http_server_request_duration_seconds histogram") == 1
         assert 'http_route="/api/orders/{order_id}"' in text
+
+
+@pytest.fixture
+def rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amas_otel import config
+    from tests.conftest import REDIS_URL
+
+    environ = {
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_REQUESTS_PER_MINUTE": "6",
+        "RATE_LIMIT_BURST_LIMIT": "1",
+        "RATE_LIMIT_REDIS_URL": REDIS_URL,
+        "RATE_LIMIT_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    monkeypatch.setattr(config, "_settings", config.load_settings(environ=environ, config_files=[]))
+
+
+def test_rate_limiting_from_settings_shares_redis(telemetry: _Telemetry, rate_limit_settings: None) -> None:
+    import uuid
+
+    client_address = f"2001:db8::{uuid.uuid4().hex[:4]}"  # fresh per run: buckets outlive a test in Redis
+    headers = {"X-Forwarded-For": client_address}
+    first = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    second = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with serve(first) as url_a, serve(second) as url_b:
+        allowed = httpx.get(f"{url_a}/items/1", headers=headers)
+        # Another replica, same client: the Redis bucket is already empty.
+        refused = httpx.get(f"{url_b}/items/1", headers=headers)
+    assert allowed.status_code == 200
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
