@@ -23,7 +23,8 @@ holding a short id) are recognised by one anchored regex and not remembered
 (they would churn the cache); everything else is checked with a handful of
 substring tests (C speed), and only strings that contain a possible trigger
 (``@``, ``=``, ``eyJ``, long digit runs…) reach the regular expressions.
-Only clean values are remembered, never secrets.
+Only clean values are remembered, never secrets; small non-negative integers
+(status codes, ports) are remembered too, so they are skipped at C speed.
 
 Failures never lose telemetry: if redacting a value raises, the whole value
 becomes ``[REDACTED:error]``.
@@ -153,6 +154,7 @@ _KV = re.compile(
 )
 _UNKNOWN = object()
 _CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
+_SMALL_INT = 65536  # non-negative ints below this are remembered clean (no int that small is a secret)
 _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
 # Strings no value rule of a level can match, recognised by one anchored
 # regex instead of the scan: str(uuid4()) (the _uuid rule keeps it whole),
@@ -280,7 +282,7 @@ class Redactor:
         self._quiet = None if self._custom else re.compile(f"{_QUIET_IDS}|{_QUIET_WORDS[min(rank, 2)]}").fullmatch
         self._key_cache: dict[str, str | None] = {}
         self._harmless: set[str] = set()  # the keys cached with kind None, for one C-level subset test
-        self._clean: set[str] = set()
+        self._clean: set[str | int] = set()  # strings and small ints found clean
 
     def __repr__(self) -> str:
         return f"Redactor(level={self.level.value!r}, patterns={self.patterns!r})"
@@ -374,7 +376,10 @@ class Redactor:
                             break
                         if match.lastindex is None:
                             self._remember(value)
-                    elif not (kind is bool or kind is float or (kind is int and value < _CARD_MIN)):
+                    elif kind is int and value < _CARD_MIN:
+                        if 0 <= value < _SMALL_INT:  # status codes, ports: seen on every span
+                            self._remember(value)
+                    elif not (kind is bool or kind is float):
                         break
                 else:
                     return None
@@ -446,8 +451,8 @@ class Redactor:
         cleaned = self._text(text, counter)
         return value if cleaned is text else cleaned
 
-    def _remember(self, text: str) -> None:
-        if len(text) > _CACHE_MAX_LEN:
+    def _remember(self, text: str | int) -> None:
+        if type(text) is str and len(text) > _CACHE_MAX_LEN:
             return
         if len(self._clean) >= _CACHE_LIMIT:
             self._clean.clear()
@@ -607,9 +612,33 @@ class RedactingSpanProcessor(SpanProcessor):
         self._redactor = redactor
 
     def on_end(self, span: ReadableSpan) -> None:
+        # The hot path of every span: the private fields are read directly
+        # (the snapshot has no setters, and the SDK's ``BoundedList.__len__``
+        # and ``Status.description`` are Python calls), and a span without
+        # events, links or status description whose name and attribute
+        # values are known clean costs one ``_changes`` fast path.
         redactor = self._redactor or get_redactor()
+        counter = _Counter()
         try:
-            _clean_span(redactor, span)
+            name = span._name  # noqa: SLF001
+            if name and name not in redactor._clean:  # noqa: SLF001 - the usual case without a call
+                new_name = redactor._text(name, counter)  # noqa: SLF001
+                if new_name is not name:
+                    span._name = new_name  # noqa: SLF001
+            events, links = span._events, span._links  # noqa: SLF001
+            if (events._dq if type(events) is BoundedList else events) or (  # noqa: SLF001
+                links._dq if type(links) is BoundedList else links  # noqa: SLF001
+            ):
+                _clean_events_and_links(redactor, span, counter)
+            status = span._status  # noqa: SLF001
+            if status is not None and status._description:  # noqa: SLF001
+                description = redactor._text(status._description, counter)  # noqa: SLF001
+                if description is not status._description:  # noqa: SLF001
+                    span._status = Status(status.status_code, description)  # noqa: SLF001
+            attributes = span._attributes  # noqa: SLF001
+            changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
+            if counter.n:
+                span._attributes = _with_count(attributes, changes, counter.n)  # noqa: SLF001
         except Exception:  # noqa: BLE001 - fall back to dropping every value, never the span
             span._attributes = {REDACTION_COUNT: len(span.attributes or {})}  # noqa: SLF001
             span._events = []  # noqa: SLF001
@@ -628,14 +657,8 @@ def _bounded(original: Any, cleaned: Mapping[str, Any]) -> Any:
     return copy
 
 
-def _clean_span(redactor: Redactor, span: ReadableSpan) -> None:
-    counter = _Counter()
-    name = span._name  # noqa: SLF001 - the snapshot has no setters; see the class docstring
-    if name and name not in redactor._clean:  # noqa: SLF001 - the usual case without a call
-        new_name = redactor._text(name, counter)  # noqa: SLF001
-        if new_name is not name:
-            span._name = new_name  # noqa: SLF001
-    events = span._events  # noqa: SLF001
+def _clean_events_and_links(redactor: Redactor, span: ReadableSpan, counter: _Counter) -> None:
+    events = span._events  # noqa: SLF001 - see RedactingSpanProcessor.on_end
     if events:
         new_events = []
         changed = False
@@ -667,25 +690,14 @@ def _clean_span(redactor: Redactor, span: ReadableSpan) -> None:
             bounded = BoundedList.from_seq(getattr(links, "maxlen", None), new_links)
             bounded.dropped = getattr(links, "dropped", 0)
             span._links = bounded  # noqa: SLF001
-    status = span._status  # noqa: SLF001
-    if status is not None and status.description:
-        description = redactor._text(status.description, counter)  # noqa: SLF001
-        if description is not status.description:
-            span._status = Status(status.status_code, description)  # noqa: SLF001
-    attributes = _with_count(redactor, span._attributes, counter)  # noqa: SLF001
-    if attributes is not None:
-        span._attributes = attributes  # noqa: SLF001
 
 
-def _with_count(redactor: Redactor, attributes: Any, counter: _Counter) -> Any:
-    """Cleaned ``attributes`` plus the redaction count of the whole record, or None when nothing was found."""
-    changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
-    if not counter.n:
-        return None
+def _with_count(attributes: Any, changes: Mapping[str, Any] | None, count: int) -> Any:
+    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added."""
     cleaned = dict(attributes or {})
     if changes:
         cleaned.update(changes)
-    cleaned[REDACTION_COUNT] = counter.n
+    cleaned[REDACTION_COUNT] = count
     return _bounded(attributes, cleaned)
 
 
@@ -714,9 +726,10 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
                 new_body = redactor._any(body, counter)  # noqa: SLF001
                 if new_body is not body:
                     record.body = new_body
-            attributes = _with_count(redactor, record.attributes, counter)
-            if attributes is not None:
-                record.attributes = attributes
+            attributes = record.attributes
+            changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
+            if counter.n:
+                record.attributes = _with_count(attributes, changes, counter.n)
         except Exception:  # noqa: BLE001 - never drop the record
             record.body = _ERROR
             record.attributes = {REDACTION_COUNT: 1}

@@ -190,6 +190,43 @@ def test_quiet_values_pass_unchanged_and_only_short_ones_are_remembered() -> Non
     assert r._clean == {"/api/v1/users/{id}/orders", "curl/8.5.0"}  # noqa: SLF001 - ids would churn the cache
 
 
+@settings(max_examples=200, deadline=None)
+@given(number=st.one_of(st.integers(-(10**20), 10**20), st.integers(0, 70_000), st.sampled_from([4111111111111111, 5555555555554444])))
+def test_remembered_small_ints_agree_with_the_full_scan(number: int) -> None:
+    for level in LEVELS:
+        values = {"http.response.status_code": number, "server.port": 8443}
+        expected = FULL_SCANS[level].redact_mapping(values)
+        assert FAST[level].redact_mapping(values) == expected, level
+        assert FAST[level].redact_mapping(values) == expected, level  # again, now from the remembered set
+
+
+def test_small_ints_are_remembered_and_card_numbers_still_found() -> None:
+    r = Redactor("medium")
+    values = {"http.response.status_code": 200, "server.port": 8443, "n": -1}
+    for _ in range(2):  # the first pass learns the keys, the second takes the fast path
+        assert r.redact_mapping(values) == (values, 0)
+    assert {200, 8443} <= r._clean and -1 not in r._clean  # noqa: SLF001
+    assert r.redact_mapping({"server.port": 8443, "n": 4111111111111111}) == (
+        {"server.port": 8443, "n": "[REDACTED:card]"},
+        1,
+    )
+
+
+def test_spans_with_only_links_or_only_a_status_description_are_cleaned() -> None:
+    provider, exporter = _provider(MEDIUM)
+    tracer = provider.get_tracer("t")
+    linked = trace.SpanContext(1, 2, is_remote=True)
+    with tracer.start_as_current_span("a", links=[trace.Link(linked, {"api_key": "k"})]):
+        pass
+    with tracer.start_as_current_span("b") as span:
+        span.set_status(Status(StatusCode.ERROR, "denied for ann@example.com"))
+    with_link, with_status = exporter.get_finished_spans()
+    assert with_link.links[0].attributes == {"api_key": "[REDACTED:apikey]"}
+    assert with_link.attributes[REDACTION_COUNT] == 1 and with_link.events == ()
+    assert with_status.status.description == "denied for [REDACTED:email]"
+    assert dict(with_status.attributes) == {REDACTION_COUNT: 1}
+
+
 def test_a_custom_pattern_turns_the_fast_path_off() -> None:
     r = Redactor("medium", [r"ord[e]rs"])
     assert r.redact_mapping({"route": "/api/v1/orders"}) == ({"route": "/api/v1/[REDACTED:pattern]"}, 1)
