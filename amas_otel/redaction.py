@@ -671,9 +671,7 @@ def _clean_events_and_links(redactor: Redactor, span: ReadableSpan, counter: _Co
                 event = Event(event_name, _bounded(event.attributes, attrs), event.timestamp)
             new_events.append(event)
         if changed:
-            bounded = BoundedList.from_seq(getattr(events, "maxlen", None), new_events)
-            bounded.dropped = getattr(events, "dropped", 0)
-            span._events = bounded  # noqa: SLF001
+            span._events = _rebuilt(events, new_events)  # noqa: SLF001
     links = span._links  # noqa: SLF001
     if links:
         new_links = []
@@ -687,9 +685,15 @@ def _clean_events_and_links(redactor: Redactor, span: ReadableSpan, counter: _Co
                     link = trace.Link(link.context, _bounded(link.attributes, attrs))
             new_links.append(link)
         if changed:
-            bounded = BoundedList.from_seq(getattr(links, "maxlen", None), new_links)
-            bounded.dropped = getattr(links, "dropped", 0)
-            span._links = bounded  # noqa: SLF001
+            span._links = _rebuilt(links, new_links)  # noqa: SLF001
+
+
+def _rebuilt(original: Any, items: list[Any]) -> BoundedList:
+    """A BoundedList like ``original`` (same limit and dropped count) holding ``items``."""
+    limit = original._dq.maxlen if isinstance(original, BoundedList) else None  # noqa: SLF001 - no public getter
+    bounded = BoundedList.from_seq(limit, items)
+    bounded.dropped = getattr(original, "dropped", 0)
+    return bounded
 
 
 def _with_count(attributes: Any, changes: Mapping[str, Any] | None, count: int) -> Any:
