@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from amas_otel.config import ConfigError
 from amas_otel.health import HEALTH_JSON, HealthCheckService, NetworkHealthCheck, health_router
 from tests.conftest import free_port
-from tests.support.health_servers import TcpListener, uvicorn_server
+from tests.support.asgi_server import serve
+from tests.support.health_servers import TcpListener
 
 
 def make_service(**kwargs: Any) -> HealthCheckService:
@@ -40,7 +41,7 @@ async def test_liveness_stays_200_while_readiness_goes_503_and_back() -> None:
     app = FastAPI()
     app.include_router(health_router(service))
     try:
-        with uvicorn_server(app, free_port()) as base:
+        with serve(app) as base:
             async with httpx.AsyncClient(base_url=base, timeout=5) as client:
                 ready = await client.get("/health/ready")
                 assert ready.status_code == 200, ready.text
@@ -83,7 +84,7 @@ async def test_500_concurrent_probe_requests_cause_one_check_run() -> None:
     app = FastAPI()
     app.include_router(health_router(service, details="on"))
     paths = ["/health", "/health/ready", "/health/detailed"]
-    with uvicorn_server(app, free_port(), backlog=2048) as base:
+    with serve(app, backlog=2048) as base:
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
         async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
             started = time.monotonic()
@@ -113,7 +114,7 @@ async def test_health_json_content_negotiation_and_detail_guard() -> None:
     app.include_router(health_router(service, details="off", prefix="/closed"))
     app.include_router(health_router(service, prefix="/notoken"))
 
-    with uvicorn_server(app, free_port()) as base:
+    with serve(app) as base:
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             ietf = await client.get("/health", headers={"Accept": HEALTH_JSON})
             assert ietf.status_code == 503

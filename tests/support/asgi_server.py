@@ -12,14 +12,15 @@ import uvicorn
 
 
 @contextmanager
-def serve(app: Any, *, timeout: float = 10.0) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1 (port chosen by the OS); yield its base URL."""
+def serve(app: Any, *, timeout: float = 10.0, **config: Any) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 (port chosen by the OS); yield its base URL.
+
+    ``config`` adds or overrides ``uvicorn.Config`` options (e.g. ``backlog``).
+    """
     # proxy_headers=False: uvicorn would otherwise rewrite the client address from
     # X-Forwarded-For itself for loopback peers, hiding what the app decides.
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False, proxy_headers=False
-    )
-    server = uvicorn.Server(config)
+    options = {"log_level": "warning", "lifespan": "on", "access_log": False, "proxy_headers": False, **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -1,14 +1,11 @@
 """Small loopback servers for the health tests: a TCP listener that can be
 stopped and restarted on the same port, a server that accepts and never
-answers, an HTTP server with a chosen status, and uvicorn in a thread."""
+answers, and an HTTP server with a chosen status."""
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -106,25 +103,3 @@ class StatusHTTPServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-@contextmanager
-def uvicorn_server(app: Any, port: int, **config: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread; yield its base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
