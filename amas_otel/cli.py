@@ -75,9 +75,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     uses_otlp = any("otlp" in otel.exporters(signal) for signal in ("traces", "metrics", "logs"))
     if uses_otlp:
-        from amas_otel.sdk import _otlp_endpoint
-
-        url = urllib.parse.urlsplit(_otlp_endpoint(otel, "traces"))
+        url = urllib.parse.urlsplit(otel.otlp_signal_endpoint("traces"))
         port = url.port or (443 if url.scheme == "https" else 80)
         reason = _tcp_reachable(url.hostname or "127.0.0.1", port)
         report(reason is None, f"collector at {url.hostname}:{port} ({otel.otlp_protocol})" + (f": {reason}" if reason else " is reachable"))

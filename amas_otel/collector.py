@@ -674,11 +674,9 @@ def _check_app_agreement(
     doc: _Map, defined: dict[str, dict[str, str]], receivers_of: dict[str, set[str]], settings: Any, checker: _Checker
 ) -> None:
     """The app's OTLP protocol, port and host must reach an otlp receiver of every signal's pipeline."""
-    from amas_otel.sdk import _otlp_endpoint
-
     otel = settings.otel
     protocol = "grpc" if otel.otlp_protocol == "grpc" else "http"
-    target = urllib.parse.urlsplit(_otlp_endpoint(otel, "traces"))
+    target = urllib.parse.urlsplit(otel.otlp_signal_endpoint("traces"))
     app_port = target.port or (443 if target.scheme == "https" else 80)
     app_host = target.hostname or ""
     origin = (

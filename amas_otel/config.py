@@ -247,6 +247,13 @@ class OtelSettings:
             return ("otlp",)
         return ("prometheus",) if signal == "metrics" else ()
 
+    def otlp_signal_endpoint(self, signal: str) -> str:
+        """Where OTLP export of ``signal`` goes: the endpoint, or the loopback collector's
+        default port for the protocol, plus ``/v1/<signal>`` for HTTP."""
+        grpc = self.otlp_protocol == "grpc"
+        base = self.otlp_endpoint or ("http://127.0.0.1:4317" if grpc else "http://127.0.0.1:4318")
+        return base if grpc else f"{base}/v1/{signal}"
+
 
 _SECTIONS: dict[str, type] = {
     "project_root": ProjectRootSettings,

@@ -207,16 +207,9 @@ def add_log_record_processor(processor: Any, *, first: bool = False) -> None:
 # --- exporters --------------------------------------------------------------
 
 
-def _otlp_endpoint(otel: OtelSettings, signal: str) -> str:
-    base = otel.otlp_endpoint or (
-        "http://127.0.0.1:4317" if otel.otlp_protocol == "grpc" else "http://127.0.0.1:4318"
-    )
-    return base if otel.otlp_protocol == "grpc" else f"{base}/v1/{signal}"
-
-
 def _otlp_kwargs(otel: OtelSettings, signal: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "endpoint": _otlp_endpoint(otel, signal),
+        "endpoint": otel.otlp_signal_endpoint(signal),
         "headers": dict(otel.otlp_headers or {}),
         "timeout": otel.otlp_timeout,
     }

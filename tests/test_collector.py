@@ -93,13 +93,11 @@ def test_shipped_config_validates_clean_when_the_app_uses_grpc() -> None:
 
 def test_shipped_config_ports_and_protocols_agree_with_amas_otel_defaults() -> None:
     """The collector's OTLP listeners are where the app's default exporters send, per protocol."""
-    from amas_otel.sdk import _otlp_endpoint
-
     doc = yaml.safe_load(SHIPPED.read_text())
     protocols = doc["receivers"]["otlp"]["protocols"]
     for app_protocol, receiver_protocol in (("http/protobuf", "http"), ("grpc", "grpc")):
         otel = load_settings(environ={"OTEL_EXPORTER_OTLP_PROTOCOL": app_protocol}, config_files=[]).otel
-        app = urllib.parse.urlsplit(_otlp_endpoint(otel, "metrics"))
+        app = urllib.parse.urlsplit(otel.otlp_signal_endpoint("metrics"))
         endpoint = protocols[receiver_protocol]["endpoint"]
         host, port = endpoint.replace("${env:AMAS_COLLECTOR_HOST:-127.0.0.1}", "127.0.0.1").rsplit(":", 1)
         assert (host, int(port)) == (app.hostname, app.port), app_protocol
