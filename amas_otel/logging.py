@@ -781,15 +781,13 @@ security_logger = SecurityLogger()
 
 
 def _on_configure(settings: Any, state: Any) -> None:
-    from amas_otel import sdk
-
     configure_logging(
         LoggingConfig.from_settings(settings.logging),
         logger_provider=state.logger_provider,
         meter_provider=state.meter_provider,
     )
-    if settings.logging.enable_correlation:
-        sdk.add_span_processor(CorrelationSpanProcessor(), first=True)
+    if settings.logging.enable_correlation and state.tracer_provider is not None:
+        state.tracer_provider.add_span_processor(CorrelationSpanProcessor())
 
 
 def _register() -> None:

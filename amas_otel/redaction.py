@@ -751,12 +751,11 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
 
 def _on_configure(settings: Any, state: Any) -> None:
-    from amas_otel import sdk
-
     # Validates LOG_REDACT_PATTERNS now: a bad pattern fails configure(), not a later export.
     configure_redaction(Redactor(settings.logging.security_level, settings.logging.redact_patterns))
-    sdk.add_span_processor(RedactingSpanProcessor(), first=True)
-    sdk.add_log_record_processor(RedactingLogRecordProcessor(), first=True)
+    if state.tracer_provider is not None:
+        state.tracer_provider.add_span_processor(RedactingSpanProcessor())
+        state.logger_provider.add_log_record_processor(RedactingLogRecordProcessor())
 
 
 def _register() -> None:

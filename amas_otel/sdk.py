@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -29,7 +29,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
@@ -41,15 +41,15 @@ __all__ = [
     "shutdown",
     "is_configured",
     "prometheus_endpoint",
-    "add_span_processor",
-    "add_log_record_processor",
 ]
 
 _log = logging.getLogger("amas_otel")
 
-#: Hooks run once the providers exist: ``hook(settings, state)``.  Capability
-#: modules (logging, redaction…) register themselves here rather than being
-#: imported by this module.
+#: Hooks run as ``hook(settings, state)`` once the providers exist, before the
+#: exporting processors are attached and before the providers become global:
+#: processors a hook adds see every span and record first, and a hook that
+#: raises leaves nothing configured.  Capability modules (logging,
+#: redaction…) register themselves here rather than being imported by this module.
 _on_configure: list[Callable[[Settings, "_State"], None]] = []
 
 
@@ -63,7 +63,6 @@ class _State:
     prometheus_server: WSGIServer | None = None
     prometheus_url: str | None = None
     shut_down: bool = False
-    span_processors: list[SpanProcessor] = field(default_factory=list)
 
 
 _lock = threading.RLock()
@@ -115,26 +114,29 @@ def configure(
                 )
             return _state.settings
         state = _build(settings)
+        try:
+            # Hooks add their processors (redaction, correlation) before the
+            # exporting ones below, so those see spans and records already
+            # cleaned; a hook that rejects the settings leaves nothing set up.
+            for hook in list(_on_configure):
+                hook(settings, state)
+        except BaseException:
+            _stop(state, 0.5)
+            raise
+        _attach_exporters(state)
+        _publish(state)
         _state = state
         _set_active(settings)
-        for hook in list(_on_configure):
-            hook(settings, state)
         atexit.register(shutdown)
         return settings
 
 
 def _build(settings: Settings) -> _State:
+    """Providers for ``settings``, not yet global and with no span or log exporters."""
     otel = settings.otel
     state = _State(settings=settings, resource=build_resource(otel))
     if otel.sdk_disabled:
         return state
-
-    tracer_provider = TracerProvider(
-        resource=state.resource, sampler=_sampler(otel), shutdown_on_exit=False
-    )
-    for name in otel.exporters("traces"):
-        processor = BatchSpanProcessor(_span_exporter(name, otel))
-        tracer_provider.add_span_processor(processor)
 
     readers: list[MetricReader] = []
     for name in otel.exporters("metrics"):
@@ -150,58 +152,34 @@ def _build(settings: Settings) -> _State:
             )
     from amas_otel.metrics import metric_views
 
-    meter_provider = MeterProvider(
+    state.tracer_provider = TracerProvider(resource=state.resource, sampler=_sampler(otel), shutdown_on_exit=False)
+    state.meter_provider = MeterProvider(
         resource=state.resource,
         metric_readers=readers,
         views=metric_views(settings.metrics.cardinality_limit),
         shutdown_on_exit=False,
     )
-
-    logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
-    for name in otel.exporters("logs"):
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(name, otel)))
-
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
-    set_logger_provider(logger_provider)
-    state.tracer_provider, state.meter_provider, state.logger_provider = (
-        tracer_provider,
-        meter_provider,
-        logger_provider,
-    )
-    _quiet_exporter_logs()
+    state.logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
     return state
 
 
-def add_span_processor(processor: SpanProcessor, *, first: bool = False) -> None:
-    """Add ``processor`` to the configured tracer provider.
-
-    With ``first=True`` it runs before the exporting processors, so that it can
-    change spans (redaction) before any exporter sees them.
-    """
-    provider = _state.tracer_provider if _state else None
-    if provider is None:
-        return
-    if not first:
-        provider.add_span_processor(processor)
-        return
-    # The SDK only appends; prepend by rebuilding the multi-processor's tuple.
-    multi = provider._active_span_processor  # noqa: SLF001 - no public API for ordering
-    with multi._lock:  # noqa: SLF001
-        multi._span_processors = (processor,) + multi._span_processors  # noqa: SLF001
+def _attach_exporters(state: _State) -> None:
+    otel = state.settings.otel
+    if state.tracer_provider is not None:
+        for name in otel.exporters("traces"):
+            state.tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, otel)))
+    if state.logger_provider is not None:
+        for name in otel.exporters("logs"):
+            state.logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(name, otel)))
 
 
-def add_log_record_processor(processor: Any, *, first: bool = False) -> None:
-    """Add ``processor`` to the configured logger provider (``first``: before the exporters)."""
-    provider = _state.logger_provider if _state else None
-    if provider is None:
+def _publish(state: _State) -> None:
+    if state.tracer_provider is None:
         return
-    if not first:
-        provider.add_log_record_processor(processor)
-        return
-    multi = provider._multi_log_record_processor  # noqa: SLF001 - no public API for ordering
-    with multi._lock:  # noqa: SLF001
-        multi._log_record_processors = (processor,) + multi._log_record_processors  # noqa: SLF001
+    trace.set_tracer_provider(state.tracer_provider)
+    metrics.set_meter_provider(state.meter_provider)
+    set_logger_provider(state.logger_provider)
+    _quiet_exporter_logs()
 
 
 # --- exporters --------------------------------------------------------------
@@ -366,24 +344,29 @@ def shutdown(timeout: float | None = None) -> bool:
             return True
         state.shut_down = True
     budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
+    finished = _stop(state, budget)
+    if not finished:
+        _log.warning("amas_otel: telemetry did not flush within %.1fs; the rest is dropped", budget)
+    return finished
+
+
+def _stop(state: _State, budget: float) -> bool:
+    """Stop ``state``'s providers and endpoint in a daemon thread given ``budget`` seconds."""
     deadline_ms = max(int(budget * 1000), 1)
 
-    def _stop() -> None:
+    def stop_all() -> None:
         for stop in (
             lambda: state.tracer_provider and state.tracer_provider.shutdown(),
             lambda: state.meter_provider and state.meter_provider.shutdown(timeout_millis=deadline_ms),
             lambda: state.logger_provider and state.logger_provider.shutdown(),
-            lambda: state.prometheus_server and state.prometheus_server.shutdown(),
+            lambda: state.prometheus_server and (state.prometheus_server.shutdown(), state.prometheus_server.server_close()),
         ):
             try:
                 stop()
             except Exception:  # noqa: BLE001 - shutting down must not raise into atexit
                 _log.debug("amas_otel: error during shutdown", exc_info=True)
 
-    worker = threading.Thread(target=_stop, name="amas-otel-shutdown", daemon=True)
+    worker = threading.Thread(target=stop_all, name="amas-otel-shutdown", daemon=True)
     worker.start()
     worker.join(budget)
-    finished = not worker.is_alive()
-    if not finished:
-        _log.warning("amas_otel: telemetry did not flush within %.1fs; the rest is dropped", budget)
-    return finished
+    return not worker.is_alive()

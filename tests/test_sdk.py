@@ -303,3 +303,32 @@ def test_grpc_protocol_uses_the_grpc_exporters(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" in result.stdout
+
+
+def test_bad_redaction_pattern_configures_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    result = _run(
+        """
+        import amas_otel
+        from opentelemetry import trace
+        from amas_otel.sdk import is_configured
+        try:
+            amas_otel.configure()
+        except amas_otel.ConfigError as exc:
+            print("error:", exc)
+        print("configured:", is_configured(), type(trace.get_tracer_provider()).__name__)
+        import socket
+        with socket.socket() as probe:  # the endpoint opened for the attempt is closed again
+            probe.bind(("127.0.0.1", PORT))
+            print("port free")
+        """.replace("PORT", str(port)),
+        _project(tmp_path),
+        LOG_REDACT_PATTERNS="password,([unclosed",
+        PROMETHEUS_ENABLED="true",
+        PROMETHEUS_HOST="127.0.0.1",
+        PROMETHEUS_PORT=str(port),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "error:" in result.stdout and "([unclosed" in result.stdout
+    assert "configured: False ProxyTracerProvider" in result.stdout
+    assert "port free" in result.stdout
