@@ -27,14 +27,17 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _en
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanKind
 
 __all__ = ["encode_spans", "FastOTLPSpanExporter"]
 
 _log = logging.getLogger("amas_otel.sdk")
 
-# Span.kind (field 6): the SDK's SpanKind values are one less than OTLP's enum.
-_KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+# Span.kind (field 6) by SpanKind value: the SDK's values are one less than OTLP's enum.
+_KIND = {kind.value: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+# Span.trace_id, span_id (fields 1, 2): 16 and 8 bytes, big-endian; the trace id in two halves.
+_IDS = struct.Struct(">2sQQ2sQ")
+_LOW_64 = (1 << 64) - 1
 # Span.start_time_unix_nano / end_time_unix_nano (fields 7, 8: fixed64).
 _TIMES = struct.Struct("<BQBQ")
 # Span.status (field 15) without a description, by code (UNSET, OK, ERROR).
@@ -56,6 +59,8 @@ _block_cache: dict[int, tuple[Any, bytes]] = {}
 def _varint(value: int) -> bytes:
     if value < 0x80:
         return bytes((value,))
+    if value < 0x4000:  # a span's length, usually
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -81,29 +86,40 @@ def _scalar_value(value: Any) -> bytes:
     return _encode_value(value).SerializeToString()
 
 
-def _attribute_fields(attributes: Any) -> list[bytes]:
+def _attribute_fields(attributes: dict[str, Any]) -> list[bytes]:
     """The span's ``attributes`` as encoded ``Span.attributes`` (field 9) entries."""
-    cache = _attribute_cache
-    parts = []
-    for key, value in attributes.items():
-        # Only str / int / bool are cached: equal floats can differ in bytes (0.0, -0.0).
-        cache_key = (key, value.__class__, value) if value.__class__ in _CACHED_TYPES else None
-        if cache_key is not None:
-            found = cache.get(cache_key)
-            if found is not None:
-                parts.append(found)
-                continue
+    values = attributes.values()
+    # Cache lookups for every attribute at C speed (no Python call per value);
+    # only str / int / bool are cached: equal floats can differ in bytes (0.0, -0.0).
+    try:
+        found: list[bytes | None] = list(map(_attribute_cache.get, zip(attributes, map(type, values), values)))
+    except TypeError:  # an unhashable value (a mapping): encode the span's attributes one by one
+        found = [None] * len(attributes)
+    if None not in found:
+        return found  # type: ignore[return-value]
+    # Only the misses (a request id, a new path) are visited; a skipped attribute leaves b"".
+    items = list(attributes.items())
+    index = found.index(None)
+    while True:
+        key, value = items[index]
+        cacheable = value.__class__ in _CACHED_TYPES
+        encoded = _attribute_cache.get((key, value.__class__, value)) if cacheable else None
+        if encoded is None:
+            try:
+                encoded = _len_field(0x4A, _len_field(0x0A, key.encode("utf-8")) + _len_field(0x12, _scalar_value(value)))
+            except Exception:  # noqa: BLE001 - like the SDK: skip the attribute, keep the span
+                _log.exception("amas_otel: cannot encode span attribute %s", key)
+                encoded = b""
+            else:
+                if cacheable:
+                    if len(_attribute_cache) >= _ATTRIBUTE_CACHE_SIZE:
+                        _attribute_cache.clear()  # unique values (ids) filled it: start again, the hot ones return at once
+                    _attribute_cache[(key, value.__class__, value)] = encoded
+        found[index] = encoded
         try:
-            encoded = _len_field(0x4A, _len_field(0x0A, key.encode("utf-8")) + _len_field(0x12, _scalar_value(value)))
-        except Exception:  # noqa: BLE001 - like the SDK: skip the attribute, keep the span
-            _log.exception("amas_otel: cannot encode span attribute %s", key)
-            continue
-        if cache_key is not None:
-            if len(cache) >= _ATTRIBUTE_CACHE_SIZE:
-                cache.clear()  # unique values (ids) filled it: start again, the hot ones return at once
-            cache[cache_key] = encoded
-        parts.append(encoded)
-    return parts
+            index = found.index(None, index + 1)
+        except ValueError:
+            return found  # type: ignore[return-value]
 
 
 def _block(obj: Any, encode: Any) -> bytes:
@@ -118,61 +134,73 @@ def _block(obj: Any, encode: Any) -> bytes:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    context = span.context
-    parent = span.parent
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    trace_state = context.trace_state
-    if trace_state:
+    """One encoded ``ScopeSpans.spans`` entry (field 2, length included)."""
+    # The public properties copy (events, links), wrap twice (attributes) or
+    # are Python calls (enum values, lengths) on every access; the snapshot's
+    # own fields and SpanContext's tuple items are read instead.
+    trace_id, span_id, _, _, trace_state, _ = span._context  # noqa: SLF001
+    parent = span._parent  # noqa: SLF001
+    parts = [_IDS.pack(b"\x0a\x10", trace_id >> 64, trace_id & _LOW_64, b"\x12\x08", span_id)]
+    # Spans started without a trace state share the default one; TraceState's length is a Python call.
+    if trace_state is not DEFAULT_TRACE_STATE and trace_state:
         parts.append(_len_field(0x1A, ",".join(f"{k}={v}" for k, v in trace_state.items()).encode("utf-8")))
     if parent is not None:
-        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-    name = _names.get(span.name)
+        parts += (b"\x22\x08", parent[1].to_bytes(8, "big"))
+    name = _names.get(span._name)  # noqa: SLF001
     if name is None:
-        name = _len_field(0x2A, span.name.encode("utf-8"))
+        name = _len_field(0x2A, span._name.encode("utf-8"))  # noqa: SLF001
         if len(_names) >= _ATTRIBUTE_CACHE_SIZE:
             _names.clear()
-        _names[span.name] = name
-    parts += (name, _KIND[span.kind], _TIMES.pack(0x39, span.start_time or 0, 0x41, span.end_time or 0))
-    # The public properties copy (events, links) or wrap twice (attributes) on
-    # every access; read the snapshot's own fields.
+        _names[span._name] = name  # noqa: SLF001
+    parts += (
+        name,
+        _KIND[span._kind._value_],  # noqa: SLF001
+        _TIMES.pack(0x39, span._start_time or 0, 0x41, span._end_time or 0),  # noqa: SLF001
+    )
     attributes = span._attributes  # noqa: SLF001
-    if attributes:
-        parts += _attribute_fields(getattr(attributes, "_dict", attributes))
-    if span.dropped_attributes:
-        parts += (b"\x50", _varint(span.dropped_attributes))
-    if span._events:  # noqa: SLF001
+    store = getattr(attributes, "_dict", attributes)  # BoundedAttributes' length is a Python call
+    if store:
+        parts += _attribute_fields(store)
+    if getattr(attributes, "dropped", 0):
+        parts += (b"\x50", _varint(attributes.dropped))  # type: ignore[union-attr]
+    events, links = span._events, span._links  # noqa: SLF001
+    if getattr(events, "_dq", events):
         parts += [_len_field(0x5A, event.SerializeToString()) for event in _encode_events(span.events) or ()]
-    if span.dropped_events:
-        parts += (b"\x60", _varint(span.dropped_events))
-    if span._links:  # noqa: SLF001
+    if getattr(events, "dropped", 0):
+        parts += (b"\x60", _varint(events.dropped))
+    if getattr(links, "_dq", links):
         parts += [_len_field(0x6A, link.SerializeToString()) for link in _encode_links(span.links) or ()]
-    if span.dropped_links:
-        parts += (b"\x70", _varint(span.dropped_links))
-    status = span.status
+    if getattr(links, "dropped", 0):
+        parts += (b"\x70", _varint(links.dropped))
+    status = span._status  # noqa: SLF001
     if status is not None:
-        code = status.status_code.value
-        if status.description:
-            body = _len_field(0x12, status.description.encode("utf-8")) + (b"\x18" + _varint(code) if code else b"")
+        code = status._status_code._value_  # noqa: SLF001
+        if status._description:  # noqa: SLF001
+            body = _len_field(0x12, status._description.encode("utf-8")) + (b"\x18" + _varint(code) if code else b"")  # noqa: SLF001
             parts.append(_len_field(0x7A, body))
         else:
             parts.append(_STATUS[code])
-    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
-    return b"".join(parts)
+    parts.append(_FLAGS_REMOTE if parent is not None and parent[2] else _FLAGS_LOCAL)
+    body = b"".join(parts)
+    return b"\x12" + _varint(len(body)) + body
 
 
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialized OTLP ``ExportTraceServiceRequest`` for ``spans``, as the SDK's encoder would produce it."""
     # resource id -> (resource, {scope id -> (scope, [encoded spans])})
     grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    last: tuple[Any, Any, list[bytes]] = (None, None, [])
     for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope
-        scopes = grouped.get(id(resource))
-        if scopes is None:
-            scopes = grouped[id(resource)] = (resource, {})
-        entry = scopes[1].get(id(scope))
-        if entry is None:
-            entry = scopes[1][id(scope)] = (scope, [])
-        entry[1].append(_len_field(0x12, _span(span)))
+        resource, scope = span._resource, span._instrumentation_scope  # noqa: SLF001
+        if resource is not last[0] or scope is not last[1]:  # batches are runs of one resource and scope
+            scopes = grouped.get(id(resource))
+            if scopes is None:
+                scopes = grouped[id(resource)] = (resource, {})
+            entry = scopes[1].get(id(scope))
+            if entry is None:
+                entry = scopes[1][id(scope)] = (scope, [])
+            last = (resource, scope, entry[1])
+        last[2].append(_span(span))
     out = []
     for resource, scopes in grouped.values():
         body = [_len_field(0x0A, _block(resource, _encode_resource))]

@@ -27,8 +27,8 @@ Outcomes
 Timeouts (``timeout`` seconds, ``None`` for none) — a timeout is a failure
     *async*: the call is cancelled at the deadline (like :func:`asyncio.timeout`)
     and :class:`CircuitBreakerTimeoutError` (a :class:`TimeoutError`) is raised.
-    The clock starts when the call first suspends; a coroutine that finishes
-    without suspending never arms a timer, which keeps the fast path cheap.
+    All timed calls on one event loop share one timer, set for the earliest
+    deadline in flight: a call notes its deadline and arms nothing itself.
     *sync*: Python cannot interrupt a running function, and running it in a
     worker thread would leave it running anyway, so the call is measured: a
     call that overran still returns its result (or raises its exception) — it
@@ -241,7 +241,7 @@ class CircuitBreaker:
                 if len(self._runners) >= _RUNNER_CACHE_SIZE:
                     self._runners.clear()
                 runner = self._runners[fn] = _async_runner(self, fn)
-            return runner(*args, **kwargs)
+            return runner(*args, **kwargs) if kwargs else runner(*args)
         return self._call_sync(fn, args, kwargs)
 
     def guard(self) -> _Guard:
@@ -312,7 +312,7 @@ class CircuitBreaker:
             phase, trial = self._admit()
         start = _monotonic()
         try:
-            result = fn(*args, **kwargs)
+            result = fn(*args, **kwargs) if kwargs else fn(*args)
         except BaseException as exc:
             self._settle(phase, trial, self._classify(exc, start))
             raise
@@ -464,23 +464,25 @@ def _internal_log() -> Any:
 
 def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """The async call path, as a closure so a decorated coroutine function costs one coroutine, not two."""
+    timeout = breaker._timeout if breaker is not None else None
+    ok = breaker._ok if breaker is not None else None
 
     async def run_through_breaker(*args: Any, **kwargs: Any) -> Any:
         phase = breaker._phase
         trial = False
         if phase.state is not _CLOSED:
             phase, trial = breaker._admit()
-        timeout = breaker._timeout
         # ``deadline`` is read from this frame by the loop's _Sweeper: the
         # call path itself arms no timer and looks up no task.
         deadline = None
         if timeout is not None:
             deadline = _monotonic() + timeout
             sweeper = _thread.sweeper
-            if sweeper is None or deadline < sweeper.next_at or not sweeper.loop_running():
+            if deadline < sweeper.next_at or not sweeper.loop_running():
                 _Sweeper.watch(deadline)
         try:
-            result = await fn(*args, **kwargs)
+            # ``f(*args, **kwargs)`` copies kwargs into a new dict on every call; most calls pass none.
+            result = await (fn(*args, **kwargs) if kwargs else fn(*args))
         except BaseException as exc:
             if deadline is not None and exc.__class__ is asyncio.CancelledError and _Sweeper.claim_expiry():
                 breaker._settle(phase, trial, _TIMEOUT)
@@ -490,7 +492,7 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
         if trial:
             breaker._settle(phase, trial, _SUCCESS)
         else:
-            next(breaker._ok)
+            next(ok)
             if phase.failures:
                 breaker._clear_failures(phase)
         return result
@@ -515,10 +517,10 @@ class _Sweeper:
 
     __slots__ = ("loop", "loop_running", "next_at", "handle", "expired")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
         # False once the loop stopped: a new loop on this thread needs a new sweeper.
-        self.loop_running = loop.is_running
+        self.loop_running = loop.is_running if loop is not None else _never
         self.next_at = float("inf")
         self.handle: asyncio.TimerHandle | None = None
         self.expired: set[int] = set()
@@ -528,7 +530,7 @@ class _Sweeper:
         """Make sure this thread's running loop sweeps no later than ``deadline``."""
         loop = asyncio.get_running_loop()
         sweeper = _thread.sweeper
-        if sweeper is None or sweeper.loop is not loop:
+        if sweeper.loop is not loop:
             sweeper = _thread.sweeper = _Sweeper(loop)
         if deadline < sweeper.next_at:
             sweeper.schedule(deadline)
@@ -538,7 +540,7 @@ class _Sweeper:
         """In ``run_through_breaker``'s except block: was this cancellation our timeout?"""
         sweeper = _thread.sweeper
         frame_id = id(sys._getframe(1))  # noqa: SLF001 - the breaker frame being unwound
-        if sweeper is None or frame_id not in sweeper.expired:
+        if frame_id not in sweeper.expired:
             return False
         sweeper.expired.discard(frame_id)
         task = asyncio.current_task()
@@ -581,8 +583,13 @@ class _Sweeper:
             self.schedule(nearest)
 
 
+def _never() -> bool:
+    return False
+
+
 class _ThreadSweeper(threading.local):
-    sweeper: _Sweeper | None = None
+    #: Until a timed call runs on this thread: a sweeper of no loop, which every call replaces.
+    sweeper = _Sweeper(None)
 
 
 #: The sweeper of the loop running (or last run) on each thread.

@@ -5,16 +5,16 @@
 
 wires, outermost first:
 
-1. ``amas_otel.logging.CorrelationMiddleware`` (correlation id from
-   ``X-Correlation-ID`` or baggage, echoed on the response).
-2. :class:`RequestTelemetryMiddleware`: one server span per request (no
-   per-message spans), ``http.server.request.duration`` with the route
-   *template*, request logs, JSON 500s.  ``tracing="otel"`` uses
-   OpenTelemetry's ``FastAPIInstrumentor`` for the spans instead (with
-   ``exclude_spans=["receive", "send"]`` and its own HTTP metrics off).  Either
-   way one place records the duration, so Prometheus never sees two families
-   of that name.
-3. Rate limiting (:class:`amas_otel.ratelimit.RateLimitMiddleware`), when a limiter is given.
+1. :class:`RequestTelemetryMiddleware`: the correlation id (what
+   ``amas_otel.logging.CorrelationMiddleware`` does: from ``X-Correlation-ID``
+   or baggage, in context, echoed on the response), one server span per
+   request (no per-message spans), ``http.server.request.duration`` with the
+   route *template*, request logs, JSON 500s — one layer, one context switch.
+   ``tracing="otel"`` uses OpenTelemetry's ``FastAPIInstrumentor`` for the
+   spans instead (with ``exclude_spans=["receive", "send"]`` and its own HTTP
+   metrics off).  Either way one place records the duration, so Prometheus
+   never sees two families of that name.
+2. Rate limiting (:class:`amas_otel.ratelimit.RateLimitMiddleware`), when a limiter is given.
 
 plus the health router (``amas_otel.health.health_router``), the metrics
 endpoint (Prometheus text at ``PROMETHEUS_METRICS_PATH``) and exception
@@ -34,14 +34,18 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.baggage import _BAGGAGE_KEY  # the context entry set_baggage writes
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
+from amas_otel.logging import _CONTEXT_KEY as _LOGGING_CONTEXT_KEY
+from amas_otel.logging import CORRELATION_BAGGAGE_KEY, CORRELATION_HEADER, CorrelationMiddleware
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
-from amas_otel.semconv import ERROR_TYPE, HttpAttr
+from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
 from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
 
 __all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
@@ -56,13 +60,29 @@ _A_METHOD, _A_ROUTE, _A_STATUS = HttpAttr.REQUEST_METHOD, HttpAttr.ROUTE, HttpAt
 _A_PATH, _A_SCHEME = "url.path", "url.scheme"
 _A_PROTOCOL, _A_CLIENT, _A_SERVER, _A_PORT = "network.protocol.version", "client.address", "server.address", "server.port"
 _A_USER_AGENT = "user_agent.original"
+# ParentBased's delegate samplers (opentelemetry.sdk.trace.sampling).
+_PARENT_BASED_DELEGATES = (
+    "_root",
+    "_remote_parent_sampled",
+    "_remote_parent_not_sampled",
+    "_local_parent_sampled",
+    "_local_parent_not_sampled",
+)
 
 
 class RequestTelemetryMiddleware:
-    """Pure ASGI middleware: a server span, ``http.server.request.duration``, request logs, JSON 500s.
+    """Pure ASGI middleware: correlation, a server span, ``http.server.request.duration``, request logs, JSON 500s.
 
-    One layer, one ``send`` wrapper, for everything per request:
+    One layer, one context switch and one ``send`` wrapper for everything per request:
 
+    * ``correlation_header`` (optional, e.g. ``"X-Correlation-ID"``): what
+      ``amas_otel.logging.CorrelationMiddleware`` does, folded in — the id from
+      that header, else the ``correlation_id`` baggage entry, else a new UUID;
+      the request runs inside ``LoggingContext(correlation_id=...)`` (context
+      value and baggage, set up together with the span's context: one context
+      switch per request), the server span — or without a ``tracer`` an
+      enclosing recording span — gets ``amas.correlation.id``, and the
+      response carries the header.
     * ``tracer`` (optional): a SERVER span per request, parent taken from the
       incoming ``traceparent``/``baggage`` by the global propagator, named
       ``{method} {route}`` once routing has matched, with the HTTP semantic
@@ -85,6 +105,7 @@ class RequestTelemetryMiddleware:
         tracer: trace.Tracer | None = None,
         log_requests: str = "errors",
         record_body_sizes: bool = False,
+        correlation_header: str | None = None,
     ) -> None:
         if log_requests not in _LOG_MODES:
             raise ValueError(f"log_requests must be one of {', '.join(_LOG_MODES)}, got {log_requests!r}")
@@ -94,7 +115,11 @@ class RequestTelemetryMiddleware:
         self._log_all = log_requests == "all"
         self._log_errors = log_requests != "none"
         self._sizes = record_body_sizes
+        self._sampler_ignores_attributes = _ignores_attributes(getattr(tracer, "sampler", None))
         self._logger: Any = None
+        # Its header rules (_incoming) and header name serve HTTP requests here;
+        # it runs websocket connections itself.
+        self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
 
     def _get_logger(self) -> Any:
         if self._logger is None:
@@ -105,24 +130,42 @@ class RequestTelemetryMiddleware:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and self._correlation is not None:
+                await self._correlation(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = 500
         sent = 0
         sizes = self._sizes
         started = False
+        correlation_id: str | None = None
+        ctx = None
+        if self._correlation is not None:
+            correlation_id = self._correlation._incoming(scope["headers"])  # noqa: SLF001
+            id_header = (self._correlation._header, correlation_id.encode("latin-1"))  # noqa: SLF001
+        span = None
+        if self._tracer is not None:
+            span, ctx = self._start_span(scope, correlation_id)
+        elif correlation_id is not None:
+            ctx = _with_correlation_id(otel_context.get_current(), correlation_id)
+            current = trace.get_current_span()
+            if current.is_recording():
+                current.set_attribute(CORRELATION_ID, correlation_id)
+        token = otel_context.attach(ctx) if ctx is not None else None
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             nonlocal status, sent, started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
+                if correlation_id is not None:
+                    message = _with_header(message, id_header)
             elif sizes and message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
 
-        span, token = self._start_span(scope) if self._tracer is not None else (None, None)
         failure: Exception | None = None
         try:
             await self.app(scope, receive, send_wrapper)
@@ -137,8 +180,14 @@ class RequestTelemetryMiddleware:
             duration = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", "") if route is not None else ""
-            if span is not None:
-                self._end_span(span, token, scope["method"], template, status, failure)
+            try:
+                if span is not None:
+                    self._end_span(span, scope["method"], template, status, failure)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+            # Recorded outside the span's context: a span in context would make
+            # the SDK's trace-based exemplar filter sample every measurement.
             if self._service is not None:
                 try:
                     self._service.record_http_request(
@@ -152,9 +201,10 @@ class RequestTelemetryMiddleware:
                 except Exception:  # noqa: BLE001 - telemetry must not fail the request
                     _log.debug("amas_otel: recording request metrics failed", exc_info=True)
             if self._log_all or (self._log_errors and (status >= 500 or failure is not None)):
-                self._log(scope, template, status, duration, failure)
+                self._log(scope, template, status, duration, failure, correlation_id)
 
-    def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any]:
+    def _start_span(self, scope: MutableMapping[str, Any], correlation_id: str | None) -> tuple[Any, Any]:
+        """Start the request's span; return it and the context to run the request in."""
         carrier = {}
         user_agent = None
         for name, value in scope["headers"]:
@@ -162,7 +212,9 @@ class RequestTelemetryMiddleware:
                 carrier[name.decode("latin-1")] = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
-        parent = propagate.extract(carrier) if carrier else None
+        parent = otel_context.get_current()
+        if carrier:
+            parent = propagate.extract(carrier, context=parent)
         method = scope["method"]
         attributes: dict[str, Any] = {
             _A_METHOD: method if method in _KNOWN_METHODS else "_OTHER",
@@ -178,27 +230,41 @@ class RequestTelemetryMiddleware:
             attributes[_A_SERVER], attributes[_A_PORT] = server[0], server[1]
         if user_agent:
             attributes[_A_USER_AGENT] = user_agent
+        # The sampler gets the attributes at span creation, unless it is made of
+        # the SDK's samplers, which never read them: then they are stored once
+        # the span exists, without the SDK validating each value again.
+        blind = self._sampler_ignores_attributes
         span = self._tracer.start_span(  # type: ignore[union-attr]
-            method if method in _KNOWN_METHODS else "HTTP", context=parent, kind=SpanKind.SERVER, attributes=attributes
+            method if method in _KNOWN_METHODS else "HTTP",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=None if blind else attributes,
         )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        return span, token
+        if correlation_id is None:
+            if blind:
+                _set_valid_attributes(span, attributes)
+            return span, trace.set_span_in_context(span, parent)
+        # The id is set here, not by CorrelationSpanProcessor from the context:
+        # one write, and the id chosen from the header wins over a baggage one.
+        if blind:
+            attributes[CORRELATION_ID] = correlation_id
+            _set_valid_attributes(span, attributes)
+        else:
+            _set_valid_attributes(span, {CORRELATION_ID: correlation_id})
+        return span, trace.set_span_in_context(span, _with_correlation_id(parent, correlation_id))
 
     @staticmethod
-    def _end_span(span: Any, token: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
-        try:
-            # One set_attributes call: each call takes the span's lock and validates.
-            attributes: dict[str, Any] = {_A_STATUS: status}
-            if template:
-                attributes[_A_ROUTE] = template
-                span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
-            if status >= 500:
-                attributes[ERROR_TYPE] = type(failure).__qualname__ if failure else str(status)
-                span.set_status(Status(StatusCode.ERROR))
-            span.set_attributes(attributes)
-            span.end()
-        finally:
-            otel_context.detach(token)
+    def _end_span(span: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
+        # One write for all of them: each call takes a lock (and, through the SDK, validates).
+        attributes: dict[str, Any] = {_A_STATUS: status}
+        if template:
+            attributes[_A_ROUTE] = template
+            span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
+        if status >= 500:
+            attributes[ERROR_TYPE] = type(failure).__qualname__ if failure else str(status)
+            span.set_status(Status(StatusCode.ERROR))
+        _set_valid_attributes(span, attributes)
+        span.end()
 
     async def _answer_unexpected(self, scope: Any, send: Any, exc: Exception) -> None:
         # Answer 500 here rather than letting the exception reach Starlette's
@@ -211,7 +277,9 @@ class RequestTelemetryMiddleware:
                 pass
         await send_error(send, 500, "internal_error", "Internal server error", scope=scope)
 
-    def _log(self, scope: Any, template: str, status: int, duration: float, failure: BaseException | None) -> None:
+    def _log(
+        self, scope: Any, template: str, status: int, duration: float, failure: BaseException | None, correlation_id: str | None
+    ) -> None:
         try:
             fields = {
                 "method": scope["method"],
@@ -219,6 +287,9 @@ class RequestTelemetryMiddleware:
                 "status_code": status,
                 "duration_ms": round(duration * 1000, 3),
             }
+            if correlation_id is not None:
+                # The request's context is gone by now; the line still carries its id.
+                fields["correlation_id"] = correlation_id
             logger = self._get_logger()
             if failure is not None:
                 logger.error("request failed", error_type=type(failure).__qualname__, **fields)
@@ -228,6 +299,60 @@ class RequestTelemetryMiddleware:
                 logger.info("request", **fields)
         except Exception:  # noqa: BLE001 - a logging failure must not fail the request
             _log.debug("amas_otel: request logging failed", exc_info=True)
+
+
+def _ignores_attributes(sampler: Any) -> bool:
+    """True when ``sampler`` is made only of the SDK's own samplers, none of which reads span attributes."""
+    from opentelemetry.sdk.trace import sampling
+
+    method = getattr(type(sampler), "should_sample", None)
+    if method in (sampling.StaticSampler.should_sample, sampling.TraceIdRatioBased.should_sample):
+        return True
+    if method is sampling.ParentBased.should_sample:
+        return all(_ignores_attributes(getattr(sampler, name, None)) for name in _PARENT_BASED_DELEGATES)
+    return False
+
+
+def _set_valid_attributes(span: Any, attributes: dict[str, Any]) -> None:
+    """``span.set_attributes(attributes)`` for values that are valid as they are (str, int from the ASGI scope).
+
+    The SDK validates every value of every call again (some thousands of
+    instructions per attribute, the largest part of a span's cost); an SDK
+    span's attributes take them directly when no value-length limit applies and
+    they fit under the count limit.  Anything else goes through the SDK.
+    """
+    target = getattr(span, "_attributes", None)
+    if type(target) is BoundedAttributes and target.max_value_len is None:
+        try:
+            with target._lock:  # noqa: SLF001
+                store = target._dict  # noqa: SLF001
+                if not target._immutable and (target.maxlen is None or len(store) + len(attributes) <= target.maxlen):  # noqa: SLF001
+                    store.update(attributes)
+                    return
+        except AttributeError:  # another SDK version's internals: its public path below
+            pass
+    span.set_attributes(attributes)
+
+
+def _with_correlation_id(ctx: otel_context.Context, correlation_id: str) -> otel_context.Context:
+    """``ctx`` plus what ``LoggingContext(correlation_id=...)`` adds: the context value and the baggage entry."""
+    values = ctx.get(_LOGGING_CONTEXT_KEY)
+    entries = ctx.get(_BAGGAGE_KEY)
+    return otel_context.Context(
+        {
+            **ctx,
+            _LOGGING_CONTEXT_KEY: {**values, "correlation_id": correlation_id} if values else {"correlation_id": correlation_id},  # type: ignore[dict-item]
+            _BAGGAGE_KEY: {**entries, CORRELATION_BAGGAGE_KEY: correlation_id} if entries else {CORRELATION_BAGGAGE_KEY: correlation_id},  # type: ignore[dict-item]
+        }
+    )
+
+
+def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes]) -> MutableMapping[str, Any]:
+    """``message`` (an ``http.response.start``) with ``header`` replacing any header of that name."""
+    name = header[0]
+    headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != name]
+    headers.append(header)
+    return {**message, "headers": headers}
 
 
 def _content_length(scope: Any) -> int | None:
@@ -411,12 +536,8 @@ def instrument_app(
         tracer=tracer,
         log_requests=log_requests,
         record_body_sizes=record_body_sizes,
+        correlation_header=CORRELATION_HEADER if correlation else None,
     )
-    # Outermost: the correlation id is in context before the span starts.
-    if correlation:
-        from amas_otel.logging import CorrelationMiddleware
-
-        app.add_middleware(CorrelationMiddleware)
 
     _install_handlers(app, service)
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
 import structlog
 from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
@@ -344,13 +345,42 @@ _NOT_EVENT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "trace_id", "s
 _PRIMITIVES = frozenset({str, bool, int, float})
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _dumps(value: Any, default: Callable[[Any], Any]) -> str:
+    """``value`` as JSON text, non-ASCII kept as is.
+
+    orjson renders a log line several times faster than :func:`json.dumps`
+    (which builds a new encoder per call when given options); what it refuses,
+    such as integers beyond 64 bits, goes through :mod:`json` instead.
+    """
+    try:
+        return orjson.dumps(value, default=default, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, default=default, ensure_ascii=False)
+
+
+def _structlog_default(value: Any) -> Any:
+    """structlog's JSONRenderer fallback: ``__structlog__()`` when defined, else ``repr``."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+def _render_json(logger: Any, method_name: str, event_dict: dict[str, Any]) -> str:
+    """The JSON line renderer (structlog's ``JSONRenderer`` contract, rendered by orjson)."""
+    return _dumps(event_dict, _structlog_default)
+
+
 def _attribute_value(value: Any) -> Any:
     if type(value) in _PRIMITIVES or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
         return tuple(value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return _dumps(value, str)
     return str(value)
 
 
@@ -609,7 +639,7 @@ def configure_logging(
         logger_provider=logger_provider,
     )
     renderer = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+        _render_json
         if config.format is LogFormat.JSON
         else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import asyncio
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import requests
 from fastapi import FastAPI
+from opentelemetry import baggage, trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -23,7 +27,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from amas_otel.errors import AuthenticationError, AuthorizationError, ValidationError, validate_password_strength
-from amas_otel.fastapi import instrument_app
+from amas_otel.fastapi import RequestTelemetryMiddleware, instrument_app
+from amas_otel.logging import current_correlation_id
 from amas_otel.metrics import MetricsService
 from amas_otel.ratelimit import RateLimiter, RateLimitExceeded
 from tests.conftest import PYTHON, REPO, free_port, python_env
@@ -71,9 +76,9 @@ def _build_app() -> FastAPI:
 
 
 class _Telemetry:
-    def __init__(self) -> None:
+    def __init__(self, **tracer_provider_options: Any) -> None:
         self.spans = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
+        self.tracer_provider = TracerProvider(**tracer_provider_options)
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.registry = CollectorRegistry()
         self.meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=self.registry)])
@@ -114,6 +119,88 @@ def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
     }
     assert routes == {"/items/{item_id}": 4.0, "": 1.0}
     assert scrape.text.count("# TYPE http_server_request_duration_seconds histogram") == 1
+
+
+def _correlation_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/who")
+    async def who() -> dict:
+        span_context = trace.get_current_span().get_span_context()
+        return {
+            "correlation_id": current_correlation_id(),
+            "baggage": baggage.get_baggage("correlation_id"),
+            "trace_id": format(span_context.trace_id, "032x"),
+        }
+
+    return app
+
+
+def test_correlation_id_and_incoming_trace_context_share_the_request_context(telemetry: _Telemetry) -> None:
+    app = instrument_app(_correlation_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced = {"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01", "baggage": "correlation_id=from-bag,tenant=t1"}
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        header_wins = client.get("/who", headers={**traced, "X-Correlation-ID": "req-9"})
+        from_baggage = client.get("/who", headers=traced)
+        generated = client.get("/who")
+    # The header's id beats the baggage entry everywhere: context, outgoing baggage, span, response.
+    assert header_wins.json() == {"correlation_id": "req-9", "baggage": "req-9", "trace_id": parent_trace}
+    assert header_wins.headers["x-correlation-id"] == "req-9"
+    assert from_baggage.json() == {"correlation_id": "from-bag", "baggage": "from-bag", "trace_id": parent_trace}
+    new_id = generated.headers["x-correlation-id"]
+    assert len(new_id) == 36 and generated.json()["correlation_id"] == new_id
+    spans = telemetry.spans.get_finished_spans()
+    assert [s.attributes["amas.correlation.id"] for s in spans] == ["req-9", "from-bag", new_id]
+    assert [format(s.parent.trace_id, "032x") if s.parent else None for s in spans] == [parent_trace, parent_trace, None]
+    assert spans[0].attributes["http.route"] == "/who" and spans[0].attributes["url.path"] == "/who"
+
+
+def test_websocket_connections_run_in_the_correlation_context() -> None:
+    seen: dict[str, Any] = {}
+
+    async def websocket_app(scope: Any, receive: Any, send: Any) -> None:
+        seen["correlation_id"] = current_correlation_id()
+
+    middleware = RequestTelemetryMiddleware(websocket_app, None, correlation_header="X-Correlation-ID")
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-correlation-id", b"ws-1")]}
+    asyncio.run(middleware(scope, None, None))
+    assert seen == {"correlation_id": "ws-1"}
+
+
+class _RecordingSampler(Sampler):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: Any = None, attributes: Any = None,
+                      links: Any = None, trace_state: Any = None) -> SamplingResult:
+        self.seen.append(dict(attributes or {}))
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "recording"
+
+
+def test_a_custom_sampler_sees_the_request_attributes_at_span_creation() -> None:
+    sampler = _RecordingSampler()
+    telemetry = _Telemetry(sampler=sampler)
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with serve(app) as url:
+        assert httpx.get(url + "/items/7", headers={"User-Agent": "probe/1"}).status_code == 200
+    assert {"http.request.method": "GET", "url.path": "/items/7", "url.scheme": "http", "user_agent.original": "probe/1"}.items() <= sampler.seen[0].items()
+    span = telemetry.spans.get_finished_spans()[0]
+    assert span.attributes["url.path"] == "/items/7" and span.attributes["http.route"] == "/items/{item_id}"
+
+
+def test_span_limits_apply_to_the_request_attributes() -> None:
+    telemetry = _Telemetry(span_limits=SpanLimits(max_span_attribute_length=8, max_span_attributes=4))
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    with serve(app) as url:
+        assert httpx.get(url + "/items/123456789").status_code == 200
+    span = telemetry.spans.get_finished_spans()[0]
+    assert len(span.attributes) == 4 and span.dropped_attributes > 0
+    assert span.attributes["http.route"] == "/items/{"  # truncated to 8 characters, as the SDK does
+    assert span.attributes["http.response.status_code"] == 200
 
 
 @pytest.mark.parametrize(

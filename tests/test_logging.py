@@ -57,6 +57,29 @@ def test_stdlib_records_use_the_same_processors_and_renderer(make_pipeline: Any)
     assert exported.body == "listening on 127.0.0.1" and exported.attributes["api_key"] == "[REDACTED:apikey]"
 
 
+def test_json_lines_render_every_value_and_lose_no_record(make_pipeline: Any) -> None:
+    class Custom:
+        def __repr__(self) -> str:
+            return "<custom>"
+
+    class WithStructlog:
+        def __structlog__(self) -> str:
+            return "structlog-view"
+
+    p = make_pipeline()
+    log = get_logger("svc")
+    log.info("Grüße ✓", obj=Custom(), own=WithStructlog(), counts={1: "one"}, items=("a", 2), flag=True)
+    # orjson refuses integers beyond 64 bits: the line still comes out, through the standard json module.
+    log.info("big", huge=2**70, neg=-(2**65))
+    raw = p.stream.getvalue().splitlines()
+    assert "Grüße ✓" in raw[-2]  # non-ASCII kept as is, not \u-escaped
+    first, second = p.lines()[-2:]
+    assert (first["obj"], first["own"], first["counts"], first["items"], first["flag"]) == (
+        "<custom>", "structlog-view", {"1": "one"}, ["a", 2], True
+    )
+    assert (second["event"], second["huge"], second["neg"]) == ("big", 2**70, -(2**65))
+
+
 def test_level_filter_and_console_format(make_pipeline: Any) -> None:
     p = make_pipeline(level="warning", format="console")
     log = get_logger("svc")

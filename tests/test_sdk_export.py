@@ -62,6 +62,17 @@ def test_unique_values_beyond_the_cache_bound_encode_the_same() -> None:
     assert encode_spans(spans) == sdk_encode_spans(spans).SerializeToString()
 
 
+def test_unhashable_attribute_values_encode_the_same() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("amas.test")
+    for _ in range(2):  # the second time with the scalar attributes cached
+        tracer.start_span("op", attributes={"http.route": "/a", "n": 1, "flag": True, "ratio": 0.5, "map": {"k": "v", "n": 2}}).end()
+    spans = memory.get_finished_spans()
+    assert encode_spans(spans) == sdk_encode_spans(spans).SerializeToString()
+
+
 def test_exporter_sends_spans_to_a_real_otlp_receiver(otlp_receiver: OtlpReceiver) -> None:
     exporter = FastOTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces", timeout=5)
     assert exporter.export(_spans()) is SpanExportResult.SUCCESS
