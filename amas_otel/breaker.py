@@ -464,8 +464,8 @@ def _internal_log() -> Any:
 
 def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """The async call path, as a closure so a decorated coroutine function costs one coroutine, not two."""
-    timeout = breaker._timeout if breaker is not None else None
-    ok = breaker._ok if breaker is not None else None
+    timeout = breaker._timeout
+    ok = breaker._ok
 
     async def run_through_breaker(*args: Any, **kwargs: Any) -> Any:
         phase = breaker._phase
@@ -500,7 +500,8 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
     return run_through_breaker
 
 
-_RUN_ASYNC_CODE = _async_runner(None, None).__code__  # type: ignore[arg-type]
+#: The code object every ``run_through_breaker`` coroutine runs (how the sweeper recognises breaker frames).
+_RUN_ASYNC_CODE = next(c for c in _async_runner.__code__.co_consts if getattr(c, "co_name", None) == "run_through_breaker")
 
 
 class _Sweeper:

@@ -35,15 +35,13 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.baggage import _BAGGAGE_KEY  # the context entry set_baggage writes
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
-from amas_otel.logging import _CONTEXT_KEY as _LOGGING_CONTEXT_KEY
-from amas_otel.logging import CORRELATION_BAGGAGE_KEY, CORRELATION_HEADER, CorrelationMiddleware
+from amas_otel.logging import CORRELATION_HEADER, CorrelationMiddleware, _context_with, _with_header
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
 from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
@@ -149,7 +147,7 @@ class RequestTelemetryMiddleware:
         if self._tracer is not None:
             span, ctx = self._start_span(scope, correlation_id)
         elif correlation_id is not None:
-            ctx = _with_correlation_id(otel_context.get_current(), correlation_id)
+            ctx = _context_with({"correlation_id": correlation_id})
             current = trace.get_current_span()
             if current.is_recording():
                 current.set_attribute(CORRELATION_ID, correlation_id)
@@ -251,7 +249,7 @@ class RequestTelemetryMiddleware:
             _set_valid_attributes(span, attributes)
         else:
             _set_valid_attributes(span, {CORRELATION_ID: correlation_id})
-        return span, trace.set_span_in_context(span, _with_correlation_id(parent, correlation_id))
+        return span, trace.set_span_in_context(span, _context_with({"correlation_id": correlation_id}, parent))
 
     @staticmethod
     def _end_span(span: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
@@ -332,27 +330,6 @@ def _set_valid_attributes(span: Any, attributes: dict[str, Any]) -> None:
         except AttributeError:  # another SDK version's internals: its public path below
             pass
     span.set_attributes(attributes)
-
-
-def _with_correlation_id(ctx: otel_context.Context, correlation_id: str) -> otel_context.Context:
-    """``ctx`` plus what ``LoggingContext(correlation_id=...)`` adds: the context value and the baggage entry."""
-    values = ctx.get(_LOGGING_CONTEXT_KEY)
-    entries = ctx.get(_BAGGAGE_KEY)
-    return otel_context.Context(
-        {
-            **ctx,
-            _LOGGING_CONTEXT_KEY: {**values, "correlation_id": correlation_id} if values else {"correlation_id": correlation_id},  # type: ignore[dict-item]
-            _BAGGAGE_KEY: {**entries, CORRELATION_BAGGAGE_KEY: correlation_id} if entries else {CORRELATION_BAGGAGE_KEY: correlation_id},  # type: ignore[dict-item]
-        }
-    )
-
-
-def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes]) -> MutableMapping[str, Any]:
-    """``message`` (an ``http.response.start``) with ``header`` replacing any header of that name."""
-    name = header[0]
-    headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != name]
-    headers.append(header)
-    return {**message, "headers": headers}
 
 
 def _content_length(scope: Any) -> int | None:

@@ -191,13 +191,13 @@ class LoggingContext:
         self.__exit__(*exc)
 
 
-def _context_with(values: dict[str, Any]) -> context.Context:
-    """The current context plus ``values``, both as LoggingContext values and as baggage (strings).
+def _context_with(values: dict[str, Any], base: context.Context | None = None) -> context.Context:
+    """``base`` (default: the current context) plus ``values``, both as LoggingContext values and as baggage (strings).
 
     One new context built in one go: what ``set_value`` followed by a
     ``set_baggage`` per value gives, without a context copy per step.
     """
-    current = context.get_current()
+    current = context.get_current() if base is None else base
     outer = current.get(_CONTEXT_KEY)
     entries = current.get(_BAGGAGE_KEY)
     bag = dict(entries) if entries else {}  # type: ignore[call-overload]
@@ -274,9 +274,7 @@ class CorrelationMiddleware:
 
         async def send_with_header(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != header]
-                headers.append((header, encoded))
-                message = {**message, "headers": headers}
+                message = _with_header(message, (header, encoded))
             await send(message)
 
         # What ``LoggingContext(correlation_id=...)`` does, without the object.
@@ -305,6 +303,14 @@ class CorrelationMiddleware:
             if found:
                 return found
         return _new_correlation_id()
+
+
+def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes]) -> MutableMapping[str, Any]:
+    """``message`` (an ``http.response.start``) with ``header`` replacing any header of that name."""
+    name = header[0]
+    headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != name]
+    headers.append(header)
+    return {**message, "headers": headers}
 
 
 def _new_correlation_id() -> str:
