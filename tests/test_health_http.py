@@ -84,7 +84,9 @@ async def test_500_concurrent_probe_requests_cause_one_check_run() -> None:
     app = FastAPI()
     app.include_router(health_router(service, details="on"))
     paths = ["/health", "/health/ready", "/health/detailed"]
-    with serve(app, backlog=2048) as base:
+    # The second storm reuses connections that sat idle through the first; uvicorn's
+    # 5 s keep-alive default would close them mid-reuse on a slow machine (ReadError).
+    with serve(app, backlog=2048, timeout_keep_alive=60) as base:
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
         async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
             started = time.monotonic()
