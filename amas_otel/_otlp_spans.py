@@ -86,6 +86,16 @@ def _scalar_value(value: Any) -> bytes:
     return _encode_value(value).SerializeToString()
 
 
+def _attribute_field(key: str, value: Any) -> bytes:
+    """One encoded ``Span.attributes`` entry (a ``KeyValue``)."""
+    if value.__class__ is str:  # most misses are strings (ids, paths): their lengths fit in one byte each
+        k, v = key.encode("utf-8"), value.encode("utf-8")
+        size = len(k) + len(v) + 6
+        if size < 0x80:
+            return bytes((0x4A, size, 0x0A, len(k))) + k + bytes((0x12, len(v) + 2, 0x0A, len(v))) + v
+    return _len_field(0x4A, _len_field(0x0A, key.encode("utf-8")) + _len_field(0x12, _scalar_value(value)))
+
+
 def _attribute_fields(attributes: dict[str, Any]) -> list[bytes]:
     """The span's ``attributes`` as encoded ``Span.attributes`` (field 9) entries."""
     values = attributes.values()
@@ -99,14 +109,15 @@ def _attribute_fields(attributes: dict[str, Any]) -> list[bytes]:
         return found  # type: ignore[return-value]
     # Only the misses (a request id, a new path) are visited; a skipped attribute leaves b"".
     items = list(attributes.items())
-    index = found.index(None)
-    while True:
+    for index, hit in enumerate(found):
+        if hit is not None:
+            continue
         key, value = items[index]
         cacheable = value.__class__ in _CACHED_TYPES
         encoded = _attribute_cache.get((key, value.__class__, value)) if cacheable else None
         if encoded is None:
             try:
-                encoded = _len_field(0x4A, _len_field(0x0A, key.encode("utf-8")) + _len_field(0x12, _scalar_value(value)))
+                encoded = _attribute_field(key, value)
             except Exception:  # noqa: BLE001 - like the SDK: skip the attribute, keep the span
                 _log.exception("amas_otel: cannot encode span attribute %s", key)
                 encoded = b""
@@ -116,10 +127,7 @@ def _attribute_fields(attributes: dict[str, Any]) -> list[bytes]:
                         _attribute_cache.clear()  # unique values (ids) filled it: start again, the hot ones return at once
                     _attribute_cache[(key, value.__class__, value)] = encoded
         found[index] = encoded
-        try:
-            index = found.index(None, index + 1)
-        except ValueError:
-            return found  # type: ignore[return-value]
+    return found  # type: ignore[return-value]
 
 
 def _block(obj: Any, encode: Any) -> bytes:

@@ -65,6 +65,7 @@ from typing import Any, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from amas_otel._counting import count_of
 from amas_otel.config import ConfigError, get_settings
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
 
@@ -176,12 +177,6 @@ class _Phase:
         self.in_flight = 0  # admitted trials, in HALF_OPEN
 
 
-def _count(counter: itertools.count) -> int:
-    # itertools.count is the only lock-free exact counter CPython has
-    # (``next`` is atomic); its repr is "count(N)".
-    return int(repr(counter)[6:-1])
-
-
 #: Async callables whose call() closure is kept per breaker (a bound on per-call lambdas).
 _RUNNER_CACHE_SIZE = 256
 _SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = "success", "failure", "timeout", "interrupted"
@@ -236,8 +231,9 @@ class CircuitBreaker:
         except AttributeError:  # partials, callable objects
             is_async = inspect.iscoroutinefunction(fn)
         if is_async:
-            runner = self._runners.get(fn)
-            if runner is None:
+            try:  # a subscript is cheaper than .get()
+                runner = self._runners[fn]
+            except KeyError:
                 if len(self._runners) >= _RUNNER_CACHE_SIZE:
                     self._runners.clear()
                 runner = self._runners[fn] = _async_runner(self, fn)
@@ -270,8 +266,8 @@ class CircuitBreaker:
 
     def get_stats(self) -> dict[str, Any]:
         phase = self._phase
-        ok, failed, timed_out = _count(self._ok), _count(self._failed), _count(self._timed_out)
-        rejected, interrupted = _count(self._rejected), _count(self._interrupted)
+        ok, failed, timed_out = count_of(self._ok), count_of(self._failed), count_of(self._timed_out)
+        rejected, interrupted = count_of(self._rejected), count_of(self._interrupted)
         cfg = self.config
         return {
             "name": self.name,
@@ -477,8 +473,13 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
         deadline = None
         if timeout is not None:
             deadline = _monotonic() + timeout
-            sweeper = _thread.sweeper
-            if deadline < sweeper.next_at or not sweeper.loop_running():
+            try:  # inline _thread_sweeper(): a call is dearer than a try
+                sweeper = _thread.sweeper
+            except AttributeError:
+                sweeper = _NO_SWEEPER
+            # Whether this thread's sweeper is the running loop's: one dict lookup, where
+            # loop.is_running() is a Python call and asyncio.get_running_loop() a getpid().
+            if deadline < sweeper.next_at or sweeper.loop not in _tasks_running:
                 _Sweeper.watch(deadline)
         try:
             # ``f(*args, **kwargs)`` copies kwargs into a new dict on every call; most calls pass none.
@@ -516,12 +517,10 @@ class _Sweeper:
     ``timeout`` period, and an idle loop none.
     """
 
-    __slots__ = ("loop", "loop_running", "next_at", "handle", "expired")
+    __slots__ = ("loop", "next_at", "handle", "expired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
-        # False once the loop stopped: a new loop on this thread needs a new sweeper.
-        self.loop_running = loop.is_running if loop is not None else _never
         self.next_at = float("inf")
         self.handle: asyncio.TimerHandle | None = None
         self.expired: set[int] = set()
@@ -530,7 +529,7 @@ class _Sweeper:
     def watch(deadline: float) -> None:
         """Make sure this thread's running loop sweeps no later than ``deadline``."""
         loop = asyncio.get_running_loop()
-        sweeper = _thread.sweeper
+        sweeper = _thread_sweeper()
         if sweeper.loop is not loop:
             sweeper = _thread.sweeper = _Sweeper(loop)
         if deadline < sweeper.next_at:
@@ -539,7 +538,7 @@ class _Sweeper:
     @staticmethod
     def claim_expiry() -> bool:
         """In ``run_through_breaker``'s except block: was this cancellation our timeout?"""
-        sweeper = _thread.sweeper
+        sweeper = _thread_sweeper()
         frame_id = id(sys._getframe(1))  # noqa: SLF001 - the breaker frame being unwound
         if frame_id not in sweeper.expired:
             return False
@@ -556,6 +555,17 @@ class _Sweeper:
         self.handle = self.loop.call_later(max(0.0, when - _monotonic()), self.sweep)
 
     def sweep(self) -> None:
+        current = _thread_sweeper()
+        if current is not self:
+            if current.loop is self.loop:
+                # This loop ran again after another one had run on this thread, and its
+                # calls made it a new sweeper: hand over, or a task would be cancelled twice.
+                current.expired |= self.expired
+                if current.handle is not None:
+                    current.handle.cancel()
+                current.sweep()
+                return
+            _thread.sweeper = self  # this loop runs here again: its calls should find this sweeper
         self.handle = None
         self.next_at = float("inf")
         now = _monotonic()
@@ -584,17 +594,24 @@ class _Sweeper:
             self.schedule(nearest)
 
 
-def _never() -> bool:
-    return False
+#: ``sweeper``: the sweeper of the loop running (or last run) on each thread.  A plain
+#: threading.local: reading it is cheaper than reading a subclass with a class default.
+_thread = threading.local()
+#: Until a timed call runs on a thread: a sweeper of no loop, which every call replaces.
+_NO_SWEEPER = _Sweeper(None)
 
 
-class _ThreadSweeper(threading.local):
-    #: Until a timed call runs on this thread: a sweeper of no loop, which every call replaces.
-    sweeper = _Sweeper(None)
+def _thread_sweeper() -> _Sweeper:
+    return getattr(_thread, "sweeper", _NO_SWEEPER)
 
 
-#: The sweeper of the loop running (or last run) on each thread.
-_thread = _ThreadSweeper()
+#: {loop: task} for the loops in the middle of a task step: asyncio's own registry, behind
+#: ``asyncio.current_task(loop)`` (a Python function before 3.12), filled by asyncio.Task,
+#: which uvloop runs too.  A timed call runs in a task step of this thread's loop, so finding
+#: this thread's sweeper's loop here means the sweeper is the running loop's (unless that
+#: loop has since moved to another thread, which loop.is_running() did not catch either).
+#: Without such a registry (the empty stand-in) every timed call takes the slow path: slower, still right.
+_tasks_running: Mapping[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
 
 
 class _Guard:
@@ -679,7 +696,7 @@ class _Instruments:
                 ("timeout", breaker._timed_out),
                 ("rejected", breaker._rejected),
             ):
-                yield Observation(_count(counter), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
+                yield Observation(count_of(counter), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
 
 
 _instruments: dict[int, tuple[Any, _Instruments]] = {}

@@ -34,16 +34,22 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
-from amas_otel.logging import CORRELATION_HEADER, CorrelationMiddleware, _context_with, _with_header
+from amas_otel.logging import (
+    CORRELATION_HEADER,
+    CorrelationMiddleware,
+    _context_with,
+    _request_correlation_id,
+    _with_header,
+)
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
+from amas_otel.tracing import _set_valid_attributes
 from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
 
 __all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
@@ -115,9 +121,9 @@ class RequestTelemetryMiddleware:
         self._sizes = record_body_sizes
         self._sampler_ignores_attributes = _ignores_attributes(getattr(tracer, "sampler", None))
         self._logger: Any = None
-        # Its header rules (_incoming) and header name serve HTTP requests here;
-        # it runs websocket connections itself.
+        # HTTP requests get their id here; websocket connections go through CorrelationMiddleware.
         self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
+        self._id_name = correlation_header.lower().encode("latin-1") if correlation_header else b""
 
     def _get_logger(self) -> Any:
         if self._logger is None:
@@ -141,8 +147,8 @@ class RequestTelemetryMiddleware:
         correlation_id: str | None = None
         ctx = None
         if self._correlation is not None:
-            correlation_id = self._correlation._incoming(scope["headers"])  # noqa: SLF001
-            id_header = (self._correlation._header, correlation_id.encode("latin-1"))  # noqa: SLF001
+            correlation_id = _request_correlation_id(scope["headers"], self._id_name)
+            id_header = (self._id_name, correlation_id.encode("latin-1"))
         span = None
         if self._tracer is not None:
             span, ctx = self._start_span(scope, correlation_id)
@@ -309,27 +315,6 @@ def _ignores_attributes(sampler: Any) -> bool:
     if method is sampling.ParentBased.should_sample:
         return all(_ignores_attributes(getattr(sampler, name, None)) for name in _PARENT_BASED_DELEGATES)
     return False
-
-
-def _set_valid_attributes(span: Any, attributes: dict[str, Any]) -> None:
-    """``span.set_attributes(attributes)`` for values that are valid as they are (str, int from the ASGI scope).
-
-    The SDK validates every value of every call again (some thousands of
-    instructions per attribute, the largest part of a span's cost); an SDK
-    span's attributes take them directly when no value-length limit applies and
-    they fit under the count limit.  Anything else goes through the SDK.
-    """
-    target = getattr(span, "_attributes", None)
-    if type(target) is BoundedAttributes and target.max_value_len is None:
-        try:
-            with target._lock:  # noqa: SLF001
-                store = target._dict  # noqa: SLF001
-                if not target._immutable and (target.maxlen is None or len(store) + len(attributes) <= target.maxlen):  # noqa: SLF001
-                    store.update(attributes)
-                    return
-        except AttributeError:  # another SDK version's internals: its public path below
-            pass
-    span.set_attributes(attributes)
 
 
 def _content_length(scope: Any) -> int | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import itertools
 import json
 import logging as _stdlib_logging
 import os
@@ -32,16 +33,20 @@ from typing import IO, Any
 
 import orjson
 import structlog
+from structlog.contextvars import merge_contextvars
 from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.baggage import _BAGGAGE_KEY  # the context entry set_baggage writes
+from opentelemetry.trace.propagation import _SPAN_KEY  # the context entry set_span_in_context writes
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
 from opentelemetry.sdk._logs import Logger as SDKLogger
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import SpanProcessor
 
 from amas_otel import semconv
+from amas_otel._counting import count_of
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
     RedactingLogRecordProcessor,
@@ -50,6 +55,7 @@ from amas_otel.redaction import (
     configure_redaction,
     get_redactor,
 )
+from amas_otel.tracing import _set_valid_attributes
 
 __all__ = [
     "LogLevel",
@@ -143,6 +149,7 @@ class LoggingConfig:
 
 # --- correlation ---------------------------------------------------------------
 
+
 _CONTEXT_KEY = context.create_key("amas_otel.logging_context")
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -222,17 +229,19 @@ class CorrelationSpanProcessor(SpanProcessor):
     def on_start(self, span: Any, parent_context: context.Context | None = None) -> None:
         # Two dict lookups on one context when there is nothing to copy.
         ctx = context.get_current() if parent_context is None else parent_context
+        # The values are made valid attribute values here (_primitive), so they
+        # are written without the SDK validating them again.
         values = ctx.get(_CONTEXT_KEY)
         if values:
             if len(values) == 1 and "correlation_id" in values:  # type: ignore[arg-type] # the per-request case
-                span.set_attribute(semconv.CORRELATION_ID, _primitive(values["correlation_id"]))  # type: ignore[index]
+                _set_valid_attributes(span, {semconv.CORRELATION_ID: _primitive(values["correlation_id"])})  # type: ignore[index]
             else:
-                span.set_attributes({_span_attribute(k): _primitive(v) for k, v in values.items()})  # type: ignore[attr-defined]
+                _set_valid_attributes(span, {_span_attribute(k): _primitive(v) for k, v in values.items()})  # type: ignore[attr-defined]
             return
         entries = ctx.get(_BAGGAGE_KEY)
         found = entries.get(CORRELATION_BAGGAGE_KEY) if entries else None  # type: ignore[attr-defined]
         if found is not None:
-            span.set_attribute(semconv.CORRELATION_ID, str(found))
+            _set_valid_attributes(span, {semconv.CORRELATION_ID: str(found)})
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -268,7 +277,7 @@ class CorrelationMiddleware:
         if scope.get("type") not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        correlation_id = self._incoming(scope.get("headers") or ())
+        correlation_id = _request_correlation_id(scope.get("headers") or (), self._header)
         header = self._header
         encoded = correlation_id.encode("latin-1")
 
@@ -287,22 +296,29 @@ class CorrelationMiddleware:
         finally:
             context.detach(token)
 
-    def _incoming(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
-        # ASGI servers hand request header names over lower-cased.
-        baggage_header = None
-        for name, value in headers:
-            if name == self._header:
-                found = _valid_correlation_id(value.decode("latin-1"))
-                if found:
-                    return found
-            elif name == b"baggage":
-                baggage_header = value.decode("latin-1")
-        if baggage_header:
-            ctx = W3CBaggagePropagator().extract({"baggage": baggage_header})
-            found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, ctx)))
+
+def _request_correlation_id(headers: Iterable[tuple[bytes, bytes]], header: bytes) -> str:
+    """A request's correlation id, for :class:`CorrelationMiddleware` and amas_otel.fastapi's request middleware.
+
+    From ``header`` (a lower-cased name), else from the ``correlation_id``
+    baggage entry, else a new UUID; values that are not 1-128 characters of
+    ``A-Z a-z 0-9 . _ : -`` are not taken (no log injection).
+    """
+    # ASGI servers hand request header names over lower-cased.
+    baggage_header = None
+    for name, value in headers:
+        if name == header:
+            found = _valid_correlation_id(value.decode("latin-1"))
             if found:
                 return found
-        return _new_correlation_id()
+        elif name == b"baggage":
+            baggage_header = value.decode("latin-1")
+    if baggage_header:
+        ctx = W3CBaggagePropagator().extract({"baggage": baggage_header})
+        found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, ctx)))
+        if found:
+            return found
+    return _new_correlation_id()
 
 
 def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes]) -> MutableMapping[str, Any]:
@@ -315,12 +331,28 @@ def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes])
 
 def _new_correlation_id() -> str:
     """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, without building a UUID object."""
-    h = os.urandom(16).hex()
+    while True:
+        try:
+            return _id_pool.pop()
+        except IndexError:
+            _fill_id_pool()
+
+
+def _fill_id_pool() -> None:
+    # One urandom read per batch of ids rather than a system call per request.
+    h = os.urandom(16 * _ID_POOL_SIZE).hex()
     # Version nibble 4; variant bits 10xx (RFC 4122) in the next group's first nibble.
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    _id_pool.extend(
+        f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-{_UUID_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
+        for i in range(0, len(h), 32)
+    )
 
 
 _UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+_ID_POOL_SIZE = 64
+_id_pool: list[str] = []
+# A forked worker must not hand out the ids its parent had drawn.
+os.register_at_fork(after_in_child=_id_pool.clear)
 
 
 def _as_str(value: object) -> str | None:
@@ -343,9 +375,11 @@ _SEVERITY_TEXT = {level: (level.upper(), number) for level, number in _SEVERITY.
 _EVENT_LEVELS = frozenset({"warning", "warn", "error", "exception", "critical", "fatal"})
 # Keys the OTel record carries elsewhere (body, severity, timestamps, trace context, scope).
 _NOT_ATTRIBUTES = frozenset(
-    {"event", "level", "timestamp", "logger", "trace_id", "span_id", "event_name", "_record", "_from_structlog"}
+    {"event", "level", "timestamp", "logger", "trace_id", "span_id", "event_name", "exception", "_record", "_from_structlog"}
 )
-_NOT_EVENT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "trace_id", "span_id", "_record", "_from_structlog"})
+_NOT_EVENT_ATTRIBUTES = frozenset(
+    {"event", "level", "timestamp", "trace_id", "span_id", "exception", "_record", "_from_structlog"}
+)
 
 
 _PRIMITIVES = frozenset({str, bool, int, float})
@@ -391,25 +425,26 @@ def _attribute_value(value: Any) -> Any:
 
 
 def _attributes(event_dict: dict[str, Any], skip: frozenset[str]) -> dict[str, Any]:
+    """OTel attributes for the fields of ``event_dict`` not in ``skip`` (which holds "exception"); None values dropped."""
     attributes = {}
     for key, value in event_dict.items():
-        if key in skip or value is None:
-            continue
-        if type(value) in _PRIMITIVES and key != "exception":
-            attributes[key] = value
-        elif key == "exception":
-            attributes["exception.stacktrace"] = str(value)
-        else:
-            attributes[key] = _attribute_value(value)
+        if key not in skip:
+            if type(value) in _PRIMITIVES:
+                attributes[key] = value
+            elif value is not None:
+                attributes[key] = _attribute_value(value)
+    exception = event_dict.get("exception")
+    if exception is not None:
+        attributes[semconv.EXCEPTION_STACKTRACE] = str(exception)
     return attributes
 
 
 class _LogRecordCounter:
-    """``amas.log.records`` as an observable counter: the hot path adds to a dict, collection reads it."""
+    """``amas.log.records`` as an observable counter: the hot path steps a lock-free count, collection reads it."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str | None], int] = {}
-        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str | None], itertools.count] = {}
+        self._lock = threading.Lock()  # only for a (level, component) seen for the first time
         self._providers: set[int] = set()
 
     def register(self, meter_provider: Any) -> None:
@@ -422,18 +457,18 @@ class _LogRecordCounter:
         )
 
     def add(self, level: str, component: str | None) -> None:
-        key = (level, component)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
+        counter = self._counts.get((level, component))
+        if counter is None:
+            with self._lock:
+                counter = self._counts.setdefault((level, component), itertools.count())
+        next(counter)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            counts = list(self._counts.items())
-        for (level, component), count in counts:
+        for (level, component), counter in list(self._counts.items()):
             attributes = {semconv.LOG_LEVEL: str(level)}
             if component is not None:
                 attributes[semconv.COMPONENT] = str(component)
-            yield Observation(count, attributes)
+            yield Observation(count_of(counter), attributes)
 
 
 _record_counter = _LogRecordCounter()
@@ -442,18 +477,57 @@ _record_counter = _LogRecordCounter()
 class _Record(LogRecord):
     """An API log record built from values the pipeline already holds (no second context lookup).
 
+    Slots keep a record small while it waits in a batch queue.
     ``_amas_redacted`` tells :class:`~amas_otel.redaction.RedactingLogRecordProcessor`
     the record was cleaned already; ``__copy__`` is the batch processor's
     per-record shallow copy, without :mod:`copy`'s generic reduce protocol.
     """
 
+    __slots__ = _RECORD_FIELDS = (
+        "timestamp",
+        "observed_timestamp",
+        "context",
+        "trace_id",
+        "span_id",
+        "trace_flags",
+        "severity_text",
+        "severity_number",
+        "body",
+        "attributes",
+        "event_name",
+        "exception",
+    )
     _amas_redacted = True
 
-    def __init__(self, fields: dict[str, Any]) -> None:  # noqa: D107 - every LogRecord field, by name
-        self.__dict__ = fields
+    def __init__(  # noqa: D107, PLR0913 - every LogRecord field
+        self,
+        timestamp: int,
+        ctx: Any,
+        span_context: Any,
+        severity_text: str,
+        severity_number: SeverityNumber,
+        body: Any,
+        attributes: dict[str, Any],
+        event_name: str | None,
+    ) -> None:
+        self.timestamp = self.observed_timestamp = timestamp
+        self.context = ctx
+        self.trace_id = span_context.trace_id
+        self.span_id = span_context.span_id
+        self.trace_flags = span_context.trace_flags
+        self.severity_text = severity_text
+        self.severity_number = severity_number
+        self.body = body
+        self.attributes = attributes
+        self.event_name = event_name
+        self.exception = None
 
     def __copy__(self) -> _Record:
-        return _Record(self.__dict__.copy())
+        copied = object.__new__(_Record)
+        for name in self._RECORD_FIELDS:
+            setattr(copied, name, getattr(self, name))
+        copied.__dict__.update(self.__dict__)  # whatever a processor added
+        return copied
 
 
 class _WritableRecord(ReadWriteLogRecord):
@@ -465,22 +539,67 @@ class _WritableRecord(ReadWriteLogRecord):
     """
 
     def __post_init__(self) -> None:
-        limits, attributes = self.limits, self.log_record.attributes
-        if limits.max_log_record_attribute_length is not None or (
-            limits.max_log_record_attributes is not None and len(attributes) > limits.max_log_record_attributes
-        ):
+        if len(self.log_record.attributes) > _attribute_cap(self.limits):
             super().__post_init__()
 
 
-class _RecordProcessor:
-    """Timestamp, correlation, exception rendering, redaction, counting, span event and OTel export, in one pass.
+def _attribute_cap(limits: Any) -> int:
+    """How many attributes the SDK keeps as they are under ``limits``; -1 when it would rewrite values (a length limit)."""
+    if limits.max_log_record_attribute_length is not None:
+        return -1
+    return sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes
 
-    One processor instead of seven: the current context is read once, the
+
+class _ReadableRecord(ReadableLogRecord):
+    """The batch processor's read-only record, in slots.
+
+    It is frozen: :meth:`_RecordProcessor._export` fills the slots through their descriptors.
+    """
+
+    __slots__ = ("log_record", "resource", "instrumentation_scope", "limits")
+
+
+_new_readable = object.__new__
+_set_log_record = _ReadableRecord.log_record.__set__  # type: ignore[attr-defined]
+_set_resource = _ReadableRecord.resource.__set__  # type: ignore[attr-defined]
+_set_scope = _ReadableRecord.instrumentation_scope.__set__  # type: ignore[attr-defined]
+_set_limits = _ReadableRecord.limits.__set__  # type: ignore[attr-defined]
+
+_EMPTY_CONTEXT = context.Context()
+_SDK_LOGGER_INTERNALS = (
+    "_log_record_limits",
+    "_multi_log_record_processor",
+    "_logger_config",
+    "_resource",
+    "_instrumentation_scope",
+    "_logger_metrics",
+)
+
+
+def _batch_queues(processors: Iterable[Any]) -> tuple[Any, ...] | None:
+    """The SDK batch queues behind ``processors`` (see :meth:`_RecordProcessor._queues`), or None."""
+    queues = []
+    for processor in processors:
+        if isinstance(processor, RedactingLogRecordProcessor):
+            continue
+        queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
+        if not callable(getattr(queue, "emit", None)):
+            return None
+        queues.append(queue)
+    return tuple(queues)
+
+
+class _RecordProcessor:
+    """Context variables, level, logger name, timestamp, correlation, exception rendering, redaction, counting,
+    span event and OTel export, in one pass.
+
+    One processor instead of ten: the current context is read once, the
     trace ids are formatted once per span, the timestamp is taken once for
     the line and the OTel record, and the OTel record is built directly from
     the cleaned event dict.  Each step does exactly what the separate
-    structlog processor would (``TimeStamper(fmt="iso", utc=True)``,
-    ``StackInfoRenderer``, ``format_exc_info``) with identical output.
+    structlog processor would (``merge_contextvars``, ``add_log_level``,
+    ``TimeStamper(fmt="iso", utc=True)``, ``StackInfoRenderer``,
+    ``format_exc_info``) with identical output.
     """
 
     def __init__(
@@ -497,22 +616,32 @@ class _RecordProcessor:
         self._provider = logger_provider
         self._loggers: dict[str, Any] = {}
         self._second: tuple[int, str] = (-1, "")
-        self._ids: tuple[Any, str, str] = (None, "", "")
-        self._consumers: tuple[Any, bool] = (None, True)
+        self._ids: tuple[Any, str | None, str | None] = (None, None, None)
+        # (processor tuple, its export queues): see _queues.
+        self._routes: tuple[Any, tuple[Any, ...] | None] = (None, None)
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        if _STRUCTLOG_CONTEXT_VARS:  # only once something was bound with structlog.contextvars
+            merge_contextvars(logger, method_name, event_dict)
+        level = event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
+        record = event_dict.get("_record")  # a standard-library record's logger name
+        name = record.name if record is not None else getattr(logger, "name", None)
+        if name:
+            event_dict["logger"] = name
         now = time.time_ns()
         event_dict["timestamp"] = self._iso(now)
         ctx = context.get_current()
-        span = trace.get_current_span(ctx)
+        span = ctx.get(_SPAN_KEY)  # what trace.get_current_span reads, without two calls
+        if span is None:
+            span = trace.INVALID_SPAN
         span_context = span.get_span_context()
         if self._correlation:
-            if span_context.is_valid:
-                ids = self._ids
-                if ids[0] is not span_context:
-                    ids = self._ids = (span_context, format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
+            ids = self._ids  # the hex ids of the last span seen, formatted once per span
+            if ids[0] is not span_context:
+                ids = self._ids = (span_context, *_hex_ids(span_context))
+            if ids[1] is not None:
                 event_dict["trace_id"], event_dict["span_id"] = ids[1], ids[2]
-            values = context.get_value(_CONTEXT_KEY, ctx)
+            values = ctx.get(_CONTEXT_KEY)
             if values:
                 for key, value in values.items():  # type: ignore[attr-defined]
                     event_dict.setdefault(key, value)
@@ -521,7 +650,6 @@ class _RecordProcessor:
         if "exc_info" in event_dict:
             event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
         event_dict = self._redact(logger, method_name, event_dict)
-        level = event_dict.get("level", method_name)
         if self._counter is not None:
             self._counter.add(level, event_dict.get("component"))
         if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():
@@ -547,60 +675,91 @@ class _RecordProcessor:
             target = self._loggers.get(name)
             if target is None:
                 target = self._loggers.setdefault(name, self._target(name))
-            otel_logger, limits = target
-            if otel_logger is None or (limits is not None and not self._consumed(otel_logger)):
+            otel_logger, limits, cap = target
+            if otel_logger is None:
                 return
+            queues = None
+            if limits is not None:
+                if not otel_logger._logger_config.is_enabled:  # noqa: SLF001 - Logger.emit's first check
+                    return
+                processors = otel_logger._multi_log_record_processor._log_record_processors  # noqa: SLF001
+                routes = self._routes
+                queues = routes[1] if routes[0] is processors else self._queues(processors)
+                if queues == ():
+                    return
+            attributes = _attributes(event_dict, _NOT_ATTRIBUTES)
+            direct = queues is not None and len(attributes) <= cap
             severity = _SEVERITY_TEXT.get(level)
+            body = event_dict.get("event", "")
             record = _Record(
-                {
-                    "timestamp": now,
-                    "observed_timestamp": now,
-                    "context": ctx,
-                    "trace_id": span_context.trace_id,
-                    "span_id": span_context.span_id,
-                    "trace_flags": span_context.trace_flags,
-                    "severity_text": severity[0] if severity else level.upper(),
-                    "severity_number": severity[1] if severity else SeverityNumber.INFO,
-                    "body": _attribute_value(event_dict.get("event", "")),
-                    "attributes": _attributes(event_dict, _NOT_ATTRIBUTES),
-                    "event_name": event_dict.get("event_name"),
-                    "exception": None,
-                }
+                now,
+                # What the batch processor keeps: not the request's context, which may be large.
+                _EMPTY_CONTEXT if direct else ctx,
+                span_context,
+                severity[0] if severity else level.upper(),
+                severity[1] if severity else SeverityNumber.INFO,
+                body if type(body) is str else _attribute_value(body),
+                attributes,
+                event_dict.get("event_name"),
             )
-            if limits is None:
+            if direct:
+                # What Logger.emit and each batch processor's on_emit would do with the record.
+                readable = _new_readable(_ReadableRecord)  # filled here: no __init__ frame per record
+                _set_log_record(readable, record)
+                _set_resource(readable, otel_logger._resource)  # noqa: SLF001
+                _set_scope(readable, otel_logger._instrumentation_scope)  # noqa: SLF001
+                _set_limits(readable, limits)
+                otel_logger._logger_metrics.emit_log()  # noqa: SLF001 - the SDK's own log count
+                for queue in queues:  # type: ignore[union-attr]
+                    queue.emit(readable)
+            elif limits is None:
                 otel_logger.emit(record)
             else:
-                # A writable record is used as it is: no second validation of the attributes.
                 otel_logger.emit(_WritableRecord(record, otel_logger.resource, otel_logger.instrumentation_scope, limits))
         except Exception:  # noqa: BLE001 - export trouble must not break logging
             _internal.debug("amas_otel: cannot export a log record", exc_info=True)
 
-    def _consumed(self, otel_logger: SDKLogger) -> bool:
-        """Whether a record emitted on the SDK logger reaches a processor that does more than redact it.
+    def _queues(self, processors: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The export queues a record emitted on an SDK logger with ``processors`` ends in, when nothing else would see it.
 
-        With no log exporter (``OTEL_LOGS_EXPORTER=none``) the provider holds at
-        most the redacting processor, which cleans records nobody then reads:
-        building them is skipped.  The answer is kept per processor tuple (the
-        SDK replaces the tuple whenever a processor is added).
+        When the provider's processors are redacting processors (which skip
+        records the pipeline cleaned) and the SDK's ``BatchLogRecordProcessor``\\ s,
+        ``Logger.emit`` would only copy the record into each batch queue: the
+        record is put there directly, already in its read-only form.  ``()``
+        means nobody reads the records (no log exporter,
+        ``OTEL_LOGS_EXPORTER=none``): building them is skipped.  ``None``: any
+        other processor, which gets the record through ``Logger.emit``.  The
+        answer is kept per processor tuple (the SDK replaces the tuple whenever
+        a processor is added).
         """
-        processors = otel_logger._multi_log_record_processor._log_record_processors  # noqa: SLF001
-        cached = self._consumers
-        if cached[0] is not processors:
-            consumed = any(not isinstance(p, RedactingLogRecordProcessor) for p in processors)
-            cached = self._consumers = (processors, consumed)
-        return cached[1]
+        queues = _batch_queues(processors)
+        self._routes = (processors, queues)
+        return queues
 
-    def _target(self, name: str) -> tuple[Any, Any]:
-        """``(otel logger, its record limits when it is the SDK's)``; no logger for the SDK's own records."""
+    def _target(self, name: str) -> tuple[Any, Any, int]:
+        """``(otel logger, its record limits when it is the SDK's, their _attribute_cap)``; no logger for the SDK's own records."""
         if name.startswith("opentelemetry"):
-            return None, None  # the SDK's own complaints must not feed back into the SDK
+            return None, None, -1  # the SDK's own complaints must not feed back into the SDK
         otel_logger = (self._provider or get_logger_provider()).get_logger(name)
-        # The limits the SDK would apply itself when turning an API record into a writable one.
-        limits = getattr(otel_logger, "_log_record_limits", None) if isinstance(otel_logger, SDKLogger) else None
-        return otel_logger, limits
+        # The limits the SDK would apply itself when turning an API record into a writable one; None
+        # (plain Logger.emit) for any other logger, or an SDK logger without the internals the pipeline reads.
+        sdk = isinstance(otel_logger, SDKLogger) and all(hasattr(otel_logger, name) for name in _SDK_LOGGER_INTERNALS)
+        limits = otel_logger._log_record_limits if sdk else None  # noqa: SLF001
+        return otel_logger, limits, -1 if limits is None else _attribute_cap(limits)
+
+
+def _hex_ids(span_context: Any) -> tuple[str | None, str | None]:
+    """Trace and span id as the OTel spec writes them (32 and 16 lower-case hex digits); None outside a span."""
+    if not span_context.is_valid:
+        return None, None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
 
 
 _STACK_INFO = structlog.processors.StackInfoRenderer()
+# structlog's registry of the variables bind_contextvars created: empty until one is bound.
+_STRUCTLOG_CONTEXT_VARS = structlog.contextvars._CONTEXT_VARS  # noqa: SLF001
+# add_log_level's names: "warn" is the standard library's alias, exception() logs an error.
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}
 
 
 # --- configuration ---------------------------------------------------------------
@@ -649,12 +808,7 @@ def configure_logging(
         if config.format is LogFormat.JSON
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    processors = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        _add_logger_name,
-        record_processor,
-    ]
+    processors = [record_processor]
     level = getattr(_stdlib_logging, config.level.value)
     structlog.configure(
         processors=[*processors, renderer],
@@ -664,13 +818,7 @@ def configure_logging(
     )
 
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _add_logger_name,
-            structlog.stdlib.ExtraAdder(),
-            record_processor,
-        ],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), record_processor],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = _stdlib_logging.StreamHandler(stream)
@@ -711,14 +859,6 @@ class _LoggerFactory:
 
     def __call__(self, *args: Any) -> _NamedWriteLogger:
         return _NamedWriteLogger(self._stream, args[0] if args and isinstance(args[0], str) else None)
-
-
-def _add_logger_name(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    record = event_dict.get("_record")
-    name = record.name if record is not None else getattr(logger, "name", None)
-    if name:
-        event_dict["logger"] = name
-    return event_dict
 
 
 # --- security and audit logging ---------------------------------------------------

@@ -27,9 +27,11 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
+from time import time_ns
 from typing import Any
 
 from opentelemetry import metrics
+from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
@@ -52,6 +54,11 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 _OUTCOME = {True: "success", False: "failure"}
 # Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
 _HTTP_ATTR_CACHE_SIZE = 4096
+try:  # the SDK's own measurement type and aggregation key (see _BoundHistogram)
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement as _Measurement
+except ImportError:  # another SDK layout, or the API alone: public recording only
+    _hash_attributes = _Measurement = None  # type: ignore[assignment,misc]
 # At most this many cache names get a hit ratio (names are chosen by developers, not by traffic).
 _MAX_CACHES = 256
 
@@ -74,6 +81,75 @@ def _non_negative(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)
+
+
+class _BoundHistogram:
+    """``histogram.record(value, attributes)`` for one fixed attribute set, without the SDK's per-call attribute work.
+
+    On every ``record`` the SDK validates and copies the attributes, then
+    copies, sorts and hashes them again to find their aggregation: most of
+    the cost of a measurement, and the same result each time for a fixed
+    set.  Here the key of each view's aggregation is computed once; a
+    measurement then goes to those aggregations directly, as the SDK would
+    hand it over.  Everything else takes the public ``record``: the first
+    measurement (the SDK creates the aggregation, or counts the set on the
+    cardinality-overflow point), a value the SDK would refuse, an exemplar
+    to sample, a disabled meter, delta readers that reset on collection,
+    and SDK versions whose internals differ.
+    """
+
+    __slots__ = ("attributes", "_histogram", "_storages", "_targets")
+
+    def __init__(self, histogram: Any, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self._histogram = histogram
+        self._storages: Any = None  # the SDK's reader storages _targets belong to
+        # (view-instrument match, aggregation key) per view; [] not bound yet, None public path only.
+        self._targets: list[tuple[Any, Any]] | None = []
+
+    def record(self, value: float) -> None:
+        histogram = self._histogram
+        if self._targets and 0.0 <= value < math.inf:
+            try:
+                consumer = histogram._measurement_consumer  # noqa: SLF001
+                if consumer._reader_storages is self._storages and histogram._is_enabled():  # noqa: SLF001
+                    ctx = get_current()
+                    if not consumer._sdk_config.exemplar_filter.should_sample(value, 0, self.attributes, ctx):  # noqa: SLF001
+                        aggregations = [match._attributes_aggregation.get(key) for match, key in self._targets]  # noqa: SLF001
+                        if None not in aggregations:
+                            measurement = _Measurement(value, time_ns(), histogram, ctx)
+                            for aggregation in aggregations:
+                                aggregation.aggregate(measurement, False)
+                            return
+            except (AttributeError, TypeError):  # not the SDK this was written against
+                self._targets = None
+        histogram.record(value, self.attributes)
+        if self._targets is not None and not (self._targets and self._storages is _storages(histogram)):
+            self._bind()
+
+    def _bind(self) -> None:
+        histogram = self._histogram
+        storages = _storages(histogram)
+        targets: list[tuple[Any, Any]] | None
+        try:
+            matches = [m for storage in storages.values() for m in storage._instrument_view_instrument_matches.get(histogram, ())]  # noqa: SLF001
+            # Delta readers swap their aggregations out under the SDK's lock: public path for those.
+            if any(match._reset_on_collect for match in matches):  # noqa: SLF001
+                targets = None
+            else:
+                targets = [(match, _hash_attributes(_view_attributes(match, self.attributes))) for match in matches]  # type: ignore[misc]
+        except (AttributeError, TypeError):
+            targets = None
+        self._storages, self._targets = storages, targets
+
+
+def _view_attributes(match: Any, attributes: dict[str, Any]) -> dict[str, Any]:
+    keys = match._view._attribute_keys  # noqa: SLF001
+    return dict(attributes) if keys is None else {k: v for k, v in attributes.items() if k in keys}
+
+
+def _storages(histogram: Any) -> Any:
+    return getattr(getattr(histogram, "_measurement_consumer", None), "_reader_storages", None)
 
 
 class MetricsService:
@@ -100,7 +176,7 @@ class MetricsService:
         meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
         self._registry = registry
         self.status_code_classes = status_code_classes
-        self._http_attrs: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._http_attrs: dict[tuple[str, str, int], _BoundHistogram] = {}
         self._cache_counts: dict[str, list[int]] = {}
         self._cache_lock = threading.Lock()
 
@@ -154,17 +230,17 @@ class MetricsService:
         raw paths make a series per id (the cardinality limit then folds them
         into the overflow point).  Sizes are in bytes and optional.
         """
-        key = (method, endpoint, status_code)
-        attrs = self._http_attrs.get(key)
-        if attrs is None:
-            attrs = self._make_http_attrs(method, endpoint, status_code)
-        self._http_duration.record(duration, attrs)
+        bound = self._http_attrs.get((method, endpoint, status_code))
+        if bound is None:
+            bound = self._bind_http_attrs(method, endpoint, status_code)
+        bound.record(duration)
+        attrs = bound.attributes
         if request_size is not None:
             self._http_request_size.record(request_size, attrs)
         if response_size is not None:
             self._http_response_size.record(response_size, attrs)
 
-    def _make_http_attrs(self, method: str, endpoint: str, status_code: int) -> dict[str, Any]:
+    def _bind_http_attrs(self, method: str, endpoint: str, status_code: int) -> _BoundHistogram:
         if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
             raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
         upper = str(method).upper()
@@ -176,9 +252,10 @@ class MetricsService:
         }
         if status_code >= 500:
             attrs[ERROR_TYPE] = str(status)
+        bound = _BoundHistogram(self._http_duration, attrs)
         if len(self._http_attrs) < _HTTP_ATTR_CACHE_SIZE:
-            self._http_attrs[(method, endpoint, status_code)] = attrs
-        return attrs
+            self._http_attrs[(method, endpoint, status_code)] = bound
+        return bound
 
     # --- errors, business, performance ----------------------------------------------
 

@@ -330,6 +330,8 @@ class Redactor:
 
     def redact_mapping(self, attributes: Mapping[str, Any]) -> tuple[Mapping[str, Any], int]:
         """``(cleaned, count)``; ``cleaned`` is ``attributes`` itself when nothing was found."""
+        if self._quiet_mapping(attributes):
+            return attributes, 0
         counter = _Counter()
         changes = self._changes(attributes, counter, _NOTHING)
         if changes is None:
@@ -350,41 +352,48 @@ class Redactor:
 
     # --- engine -----------------------------------------------------------------
 
+    def _quiet_mapping(self, attributes: Mapping[str, Any]) -> bool:
+        """True when nothing in ``attributes`` can need redaction, decided without a Python call per value.
+
+        The fast path of spans, log records and metric points: when every key
+        is known harmless (one C-level subset test), only the values not
+        already seen clean are looked at (filtered at C speed), and a number or
+        a never-seen quiet string (a path with an id, a request UUID: one regex
+        match) ends there.  False sends the mapping through :meth:`_changes`.
+        """
+        quiet, clean = self._quiet, self._clean
+        # BoundedAttributes iterates through a lock per item; its dict is the same data.
+        plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
+        if quiet is None or not self._harmless.issuperset(plain):
+            return False
+        try:
+            for value in filterfalse(clean.__contains__, plain.values()):
+                kind = type(value)
+                if kind is str:
+                    match = quiet(value)
+                    if match is None or "xox" in value:  # see _QUIET_IDS
+                        return False
+                    if match.lastindex is None:
+                        self._remember(value)
+                elif kind is int and value < _CARD_MIN:
+                    if 0 <= value < _SMALL_INT:  # status codes, ports: seen on every span
+                        self._remember(value)
+                elif not (kind is bool or kind is float):
+                    return False
+        except TypeError:  # an unhashable value (list, dict): the per-key loop
+            return False
+        return True
+
     def _changes(
         self, attributes: Mapping[str, Any], counter: _Counter, skip: frozenset[str]
     ) -> dict[str, Any] | None:
         """``{key: cleaned value}`` for the values of ``attributes`` that must change, or None.
 
-        The hot loop of every signal.  Spans, log records and metric points
-        (no ``skip``) whose keys are all known harmless (one subset test) look
-        only at the values not already seen clean (filtered at C speed): a
-        number or a never-seen quiet string (a path with an id, a request
-        UUID: one regex match) ends there, without a Python call per value.
-        Anything else goes through the per-key loop, where ``skip`` (keys the
+        The per-key loop behind :meth:`_quiet_mapping`; ``skip`` (keys the
         pipeline itself writes) is consulted only for values not seen clean.
         """
-        key_cache, clean, quiet = self._key_cache, self._clean, self._quiet
-        # BoundedAttributes iterates through a lock per item; its dict is the same data.
-        plain = attributes._dict if isinstance(attributes, BoundedAttributes) else attributes  # noqa: SLF001
-        if not skip and quiet is not None and plain.keys() <= self._harmless:
-            try:
-                for value in filterfalse(clean.__contains__, plain.values()):
-                    kind = type(value)
-                    if kind is str:
-                        match = quiet(value)
-                        if match is None or "xox" in value:  # see _QUIET_IDS
-                            break
-                        if match.lastindex is None:
-                            self._remember(value)
-                    elif kind is int and value < _CARD_MIN:
-                        if 0 <= value < _SMALL_INT:  # status codes, ports: seen on every span
-                            self._remember(value)
-                    elif not (kind is bool or kind is float):
-                        break
-                else:
-                    return None
-            except TypeError:  # an unhashable value (list, dict): the per-key loop
-                pass
+        key_cache, clean = self._key_cache, self._clean
+        plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
         changes: dict[str, Any] | None = None
         for key, value in plain.items():
             if key_cache.get(key, _UNKNOWN) is None:
@@ -614,29 +623,32 @@ class RedactingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         # The hot path of every span: the private fields are read directly
         # (the snapshot has no setters, and the SDK's ``BoundedList.__len__``
-        # and ``Status.description`` are Python calls), and a span without
-        # events, links or status description whose name and attribute
-        # values are known clean costs one ``_changes`` fast path.
+        # and ``Status.description`` are Python calls).  A span without events,
+        # links or status description, whose name is known clean and whose
+        # attributes are quiet, returns before any per-record bookkeeping.
         redactor = self._redactor or get_redactor()
-        counter = _Counter()
         try:
-            name = span._name  # noqa: SLF001
-            if name and name not in redactor._clean:  # noqa: SLF001 - the usual case without a call
+            name, events, links, status = span._name, span._events, span._links, span._status  # noqa: SLF001
+            attributes = span._attributes  # noqa: SLF001
+            has_events = (events._dq if type(events) is BoundedList else events) or (  # noqa: SLF001
+                links._dq if type(links) is BoundedList else links  # noqa: SLF001
+            )
+            described = status is not None and status._description  # noqa: SLF001
+            quiet = attributes is None or redactor._quiet_mapping(attributes)  # noqa: SLF001
+            if quiet and not has_events and not described and (not name or name in redactor._clean):  # noqa: SLF001
+                return
+            counter = _Counter()
+            if name and name not in redactor._clean:  # noqa: SLF001
                 new_name = redactor._text(name, counter)  # noqa: SLF001
                 if new_name is not name:
                     span._name = new_name  # noqa: SLF001
-            events, links = span._events, span._links  # noqa: SLF001
-            if (events._dq if type(events) is BoundedList else events) or (  # noqa: SLF001
-                links._dq if type(links) is BoundedList else links  # noqa: SLF001
-            ):
+            if has_events:
                 _clean_events_and_links(redactor, span, counter)
-            status = span._status  # noqa: SLF001
-            if status is not None and status._description:  # noqa: SLF001
+            if described:
                 description = redactor._text(status._description, counter)  # noqa: SLF001
                 if description is not status._description:  # noqa: SLF001
                     span._status = Status(status.status_code, description)  # noqa: SLF001
-            attributes = span._attributes  # noqa: SLF001
-            changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
+            changes = None if quiet else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
             if counter.n:
                 span._attributes = _with_count(attributes, changes, counter.n)  # noqa: SLF001
         except Exception:  # noqa: BLE001 - fall back to dropping every value, never the span
@@ -731,7 +743,9 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
                 if new_body is not body:
                     record.body = new_body
             attributes = record.attributes
-            changes = None if attributes is None else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
+            changes = None
+            if attributes is not None and not redactor._quiet_mapping(attributes):  # noqa: SLF001
+                changes = redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
             if counter.n:
                 record.attributes = _with_count(attributes, changes, counter.n)
         except Exception:  # noqa: BLE001 - never drop the record

@@ -37,6 +37,8 @@ class ResourceAttr:
 COMPONENT = "amas.component"
 #: OTel semantic convention attribute for the class of an error.
 ERROR_TYPE = "error.type"
+#: OTel semantic convention attribute for a rendered traceback (log records of ``logger.exception``).
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 # --- logging / correlation (issue: logging) -------------------------------
 # Agreed: counter "amas.log.records" (attrs amas.log.level, amas.component);

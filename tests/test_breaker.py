@@ -327,6 +327,70 @@ async def test_external_cancellation_is_not_a_failure(tel: Telemetry) -> None:
     assert breaker.state is CircuitState.HALF_OPEN
 
 
+async def quick() -> str:
+    await asyncio.sleep(0)
+    return "ok"
+
+
+async def hang() -> None:
+    await asyncio.sleep(5)
+
+
+async def seconds_to_time_out(breaker: CircuitBreaker) -> float:
+    started = time.monotonic()
+    with pytest.raises(CircuitBreakerTimeoutError):
+        await breaker.call(hang)
+    return time.monotonic() - started
+
+
+def test_timeouts_on_new_and_restarted_loops_of_one_thread(tel: Telemetry) -> None:
+    # Each loop below starts after another one ended with a sweep pending for an earlier
+    # deadline than its own calls have: that sweep never fires there.
+    early = tel.service.create_breaker("early", cfg(timeout=0.2))
+    late = tel.service.create_breaker("late", cfg(timeout=0.3, failure_threshold=100))
+    for _ in range(2):
+        assert asyncio.run(early.call(quick)) == "ok"
+        assert asyncio.run(seconds_to_time_out(late)) < 1
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(early.call(quick)) == "ok"
+        assert second.run_until_complete(late.call(quick)) == "ok"
+        # ``first`` runs again while its old sweep is still pending.
+        assert first.run_until_complete(seconds_to_time_out(late)) < 1
+        assert second.run_until_complete(seconds_to_time_out(late)) < 1
+    finally:
+        first.close()
+        second.close()
+    assert late.get_stats()["timeouts"] == 4 and late.get_stats()["interrupted"] == 0
+
+
+def test_timeouts_on_loops_of_several_threads(tel: Telemetry) -> None:
+    breaker = tel.service.create_breaker("threaded", cfg(timeout=0.2, failure_threshold=100))
+    elapsed: list[float] = []
+
+    async def one_thread() -> None:
+        assert await breaker.call(quick) == "ok"
+        elapsed.append(await seconds_to_time_out(breaker))
+
+    threads = [threading.Thread(target=asyncio.run, args=(one_thread(),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(elapsed) == 4 and max(elapsed) < 1
+    assert breaker.get_stats()["timeouts"] == 4
+
+
+async def test_timeouts_without_asyncio_task_registry(tel: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where asyncio keeps no {loop: task} dict, every timed call takes the slow path, and still times out.
+    import amas_otel.breaker as module
+
+    monkeypatch.setattr(module, "_tasks_running", {})
+    breaker = tel.service.create_breaker("no-registry", cfg(timeout=0.05, failure_threshold=100))
+    assert await breaker.call(quick) == "ok"
+    assert await seconds_to_time_out(breaker) < 1
+
+
 def test_sync_timeout_is_measured_and_counted(tel: Telemetry) -> None:
     breaker = tel.service.create_breaker("s", cfg(timeout=0.02, failure_threshold=1))
     assert breaker.call(lambda: time.sleep(0.05) or "late") == "late"

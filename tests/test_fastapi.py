@@ -156,6 +156,30 @@ def test_correlation_id_and_incoming_trace_context_share_the_request_context(tel
     assert spans[0].attributes["http.route"] == "/who" and spans[0].attributes["url.path"] == "/who"
 
 
+def test_new_correlation_ids_are_distinct_uuid4s_and_not_shared_with_a_forked_child() -> None:
+    import uuid
+
+    from amas_otel.logging import _ID_POOL_SIZE, _id_pool, _new_correlation_id
+
+    ids = [_new_correlation_id() for _ in range(3 * _ID_POOL_SIZE)]  # across pool refills
+    assert len(set(ids)) == len(ids)
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    _id_pool.clear()
+    _new_correlation_id()  # the pool now holds ids drawn before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        os.write(write, "\n".join(_new_correlation_id() for _ in range(_ID_POOL_SIZE)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split("\n")
+    os.waitpid(pid, 0)
+    parent = [_new_correlation_id() for _ in range(_ID_POOL_SIZE)]
+    assert len(child) == _ID_POOL_SIZE and not set(child) & set(parent)
+
+
 def test_websocket_connections_run_in_the_correlation_context() -> None:
     seen: dict[str, Any] = {}
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import http.server
+import io
 import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import httpx
 import pytest
 import requests
 from opentelemetry import baggage
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordDroppedAttributesWarning,
+    LogRecordLimits,
+    LogRecordProcessor,
+    ReadableLogRecord,
+)
+from opentelemetry.sdk._logs._internal import _LoggerConfig
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
 
 from amas_otel import semconv
 from amas_otel.config import ConfigError
@@ -23,10 +37,12 @@ from amas_otel.logging import (
     CorrelationMiddleware,
     LoggingConfig,
     LoggingContext,
+    configure_logging,
     current_correlation_id,
     get_logger,
     security_logger,
 )
+from amas_otel.redaction import RedactingLogRecordProcessor
 from tests.support.asgi_server import serve
 
 
@@ -112,6 +128,85 @@ def test_records_are_exported_through_the_otel_logs_sdk(make_pipeline: Any) -> N
     assert json.loads(r.attributes["details"]) == {"x": 1} and r.attributes["component"] == "billing"
 
 
+def _export_one(processors: list[Any], limits: Any = None, configurator: Any = None) -> tuple[tuple[Any, ...], Any]:
+    """What a BatchLogRecordProcessor's exporter receives for one warning logged inside a span, on a fresh provider."""
+    kwargs = {"log_record_limits": limits} if limits else {}
+    if configurator:
+        kwargs["_logger_configurator"] = configurator
+    provider = LoggerProvider(resource=Resource.create({"service.name": "payments-svc"}), shutdown_on_exit=False, **kwargs)
+    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    for processor in processors:
+        provider.add_log_record_processor(processor)
+    exporter = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    configure_logging(LoggingConfig(stream=io.StringIO()), logger_provider=provider)
+    with TracerProvider().get_tracer("t").start_as_current_span("charge") as span:
+        get_logger("payments", "billing").warning(
+            "charge failed", order=42, status="declined", card="4111 1111 1111 1111", tags=["a", "b"], note=None
+        )
+    provider.force_flush()
+    provider.shutdown()
+    return exporter.get_finished_logs(), span.get_span_context()
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    r = record.log_record
+    return {
+        "body": r.body,
+        "severity": (r.severity_text, r.severity_number),
+        "attributes": dict(r.attributes),
+        "ids": (r.trace_id, r.span_id, r.trace_flags),
+        "event_name": r.event_name,
+        "context": dict(r.context),
+        "resource": dict(record.resource.attributes),
+        "scope": record.instrumentation_scope.name,
+        "dropped": record.dropped_attributes,
+        "json": {k: v for k, v in json.loads(record.to_json()).items() if not k.endswith(("timestamp", "_id"))},
+    }
+
+
+def test_records_queued_straight_for_batch_export_match_what_logger_emit_queues(make_pipeline: Any) -> None:
+    # Only redacting and batch processors: the pipeline puts its read-only record in the batch queue itself.
+    # One more processor: the record goes through Logger.emit, which that processor sees.
+    make_pipeline()
+    seen: list[Any] = []
+
+    class Watch(LogRecordProcessor):
+        def on_emit(self, log_record: Any) -> None:
+            seen.append(log_record.log_record.body)
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    (direct,), span_context = _export_one([])
+    (emitted,), emitted_span_context = _export_one([Watch()])
+    assert seen == ["charge failed"]
+    assert isinstance(direct, ReadableLogRecord) and isinstance(direct.log_record, LogRecord)
+    expected = _fields(emitted)
+    expected["ids"] = (span_context.trace_id, span_context.span_id, span_context.trace_flags)
+    assert emitted.log_record.trace_id == emitted_span_context.trace_id
+    assert _fields(direct) == expected
+    assert direct.log_record.attributes["card"] == "[REDACTED:card]" and "note" not in direct.log_record.attributes
+    assert direct.log_record.context == {}  # the batch queue does not keep the request's context alive
+    assert 0 < direct.log_record.timestamp == direct.log_record.observed_timestamp
+    with pytest.raises(FrozenInstanceError):
+        direct.resource = None  # type: ignore[misc]
+
+
+def test_record_limits_and_disabled_loggers_apply_to_batch_export(make_pipeline: Any) -> None:
+    make_pipeline()
+    (truncated,), _ = _export_one([], LogRecordLimits(max_attribute_length=4))
+    assert truncated.log_record.attributes["status"] == "decl" and truncated.log_record.attributes["order"] == 42
+    with pytest.warns(LogRecordDroppedAttributesWarning):
+        (capped,), _ = _export_one([], LogRecordLimits(max_attributes=2))
+    assert len(capped.log_record.attributes) == 2 and capped.dropped_attributes == 4
+    disabled, _ = _export_one([], configurator=lambda scope: _LoggerConfig(is_enabled=scope.name != "payments"))
+    assert disabled == ()
+
+
 def test_warnings_and_errors_become_span_events(make_pipeline: Any) -> None:
     p = make_pipeline()
     log = get_logger("svc")
@@ -127,6 +222,9 @@ def test_warnings_and_errors_become_span_events(make_pipeline: Any) -> None:
     assert [e.attributes[semconv.LOG_MESSAGE] for e in events] == ["slow", "failed"]
     assert events[0].attributes[semconv.LOG_LEVEL] == "warning" and events[0].attributes["ms"] == 900
     assert "RuntimeError: db down" in events[1].attributes["exception.stacktrace"]
+    failed = p.logs.get_finished_logs()[-1].log_record
+    assert failed.severity_text == "ERROR" and "RuntimeError: db down" in failed.attributes["exception.stacktrace"]
+    assert "exception" not in failed.attributes
 
 
 def test_log_record_counter_by_level_and_component(make_pipeline: Any) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOnExemplarFilter
 from prometheus_client import CollectorRegistry
 
 from amas_otel.metrics import MetricsService, metric_views
@@ -141,3 +144,50 @@ def test_get_metrics_service_is_one_per_process() -> None:
             module.get_metrics_service(status_code_classes=True)
     finally:
         module._service, module._service_kwargs = saved
+
+
+def _points(reader: InMemoryMetricReader) -> dict[tuple, tuple]:
+    data = reader.get_metrics_data()
+    found = {}
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == "http.server.request.duration":
+                    for point in metric.data.data_points:
+                        found[tuple(sorted(point.attributes.items()))] = (
+                            point.count, round(point.sum, 9), tuple(point.bucket_counts), point.min, point.max, len(point.exemplars)
+                        )
+    return found
+
+
+@pytest.mark.parametrize("exemplar_filter", [None, AlwaysOnExemplarFilter()])
+def test_bound_http_recording_equals_the_sdk_public_path(exemplar_filter: Any) -> None:
+    durations = [0.001 * (i % 13) + 0.0004 * i for i in range(300)]
+    keys = [("GET", "/a", 200), ("POST", "/b/{id}", 201), ("GET", "/a", 503), ("BREW", "", 404)]
+    fast, public = InMemoryMetricReader(), InMemoryMetricReader()
+    config = {"exemplar_filter": exemplar_filter} if exemplar_filter else {}
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[fast], **config), system_metrics=False)
+    histogram = MetricsService(meter_provider=MeterProvider(metric_readers=[public], **config), system_metrics=False)._http_duration
+    for i, value in enumerate(durations):
+        method, route, status = keys[i % len(keys)]
+        service.record_http_request(method, route, status, value)
+        histogram.record(value, service._http_attrs[(method, route, status)].attributes)
+    found = _points(fast)
+    assert len(found) == 4
+    assert found == _points(public)
+    if exemplar_filter is None:  # measurements went to the bound aggregations, not through the public path
+        assert all(bound._targets for bound in service._http_attrs.values())
+
+
+def test_bound_http_recording_with_a_delta_reader_loses_nothing() -> None:
+    from opentelemetry.sdk.metrics import Histogram
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    delta = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[delta]), system_metrics=False)
+    counts = []
+    for _ in range(3):
+        for _ in range(5):
+            service.record_http_request("GET", "/a", 200, 0.01)
+        counts.append([point[0] for point in _points(delta).values()])
+    assert counts == [[5], [5], [5]]
