@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -28,6 +29,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanKind
+
+from amas_otel.semconv import CORRELATION_ID
 
 __all__ = ["encode_spans", "FastOTLPSpanExporter"]
 
@@ -47,6 +50,8 @@ _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
 _ATTRIBUTE_CACHE_SIZE = 4096
 _CACHED_TYPES = frozenset({str, int, bool})
+# Attributes whose values differ on every span: caching them would only push the repeating ones out.
+_UNIQUE_KEYS = frozenset({CORRELATION_ID})
 # Encoded Span.attributes entries by (key, type, value): most values repeat
 # (method, route, status, addresses); ids do not, hence the bound.
 _attribute_cache: dict[tuple[str, type, Any], bytes] = {}
@@ -91,8 +96,8 @@ def _attribute_field(key: str, value: Any) -> bytes:
     if value.__class__ is str:  # most misses are strings (ids, paths): their lengths fit in one byte each
         k, v = key.encode("utf-8"), value.encode("utf-8")
         size = len(k) + len(v) + 6
-        if size < 0x80:
-            return bytes((0x4A, size, 0x0A, len(k))) + k + bytes((0x12, len(v) + 2, 0x0A, len(v))) + v
+        if size < 0x80:  # one formatting call: tag, length, key field, value field
+            return b"J%c\n%c%b\x12%c\n%c%b" % (size, len(k), k, len(v) + 2, len(v), v)
     return _len_field(0x4A, _len_field(0x0A, key.encode("utf-8")) + _len_field(0x12, _scalar_value(value)))
 
 
@@ -105,29 +110,28 @@ def _attribute_fields(attributes: dict[str, Any]) -> list[bytes]:
         found: list[bytes | None] = list(map(_attribute_cache.get, zip(attributes, map(type, values), values)))
     except TypeError:  # an unhashable value (a mapping): encode the span's attributes one by one
         found = [None] * len(attributes)
-    if None not in found:
-        return found  # type: ignore[return-value]
-    # Only the misses (a request id, a new path) are visited; a skipped attribute leaves b"".
-    items = list(attributes.items())
-    for index, hit in enumerate(found):
-        if hit is not None:
-            continue
-        key, value = items[index]
-        cacheable = value.__class__ in _CACHED_TYPES
-        encoded = _attribute_cache.get((key, value.__class__, value)) if cacheable else None
-        if encoded is None:
-            try:
-                encoded = _attribute_field(key, value)
-            except Exception:  # noqa: BLE001 - like the SDK: skip the attribute, keep the span
-                _log.exception("amas_otel: cannot encode span attribute %s", key)
-                encoded = b""
-            else:
-                if cacheable:
-                    if len(_attribute_cache) >= _ATTRIBUTE_CACHE_SIZE:
-                        _attribute_cache.clear()  # unique values (ids) filled it: start again, the hot ones return at once
-                    _attribute_cache[(key, value.__class__, value)] = encoded
-        found[index] = encoded
+    misses = found.count(None)
+    if misses:
+        # Only the misses (a request id, a new path) are visited, found at C speed.
+        items = attributes.items()
+        for _ in range(misses):
+            index = found.index(None)
+            found[index] = _encoded_miss(*next(islice(items, index, None)))
     return found  # type: ignore[return-value]
+
+
+def _encoded_miss(key: str, value: Any) -> bytes:
+    """One attribute not in the cache, encoded (and cached when its type allows); b"" when it cannot be encoded."""
+    try:
+        encoded = _attribute_field(key, value)
+    except Exception:  # noqa: BLE001 - like the SDK: skip the attribute, keep the span
+        _log.exception("amas_otel: cannot encode span attribute %s", key)
+        return b""
+    if value.__class__ in _CACHED_TYPES and key not in _UNIQUE_KEYS:
+        if len(_attribute_cache) >= _ATTRIBUTE_CACHE_SIZE:
+            _attribute_cache.clear()  # unique values (ids) filled it: start again, the hot ones return at once
+        _attribute_cache[(key, value.__class__, value)] = encoded
+    return encoded
 
 
 def _block(obj: Any, encode: Any) -> bytes:

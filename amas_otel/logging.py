@@ -45,6 +45,11 @@ from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.trace import SpanProcessor
 
+try:  # private: only to skip the SDK's record count when its internal metrics are off
+    from opentelemetry.sdk._logs._internal._logger_metrics import NoOpLoggerMetrics
+except ImportError:  # pragma: no cover - another SDK layout: always count
+    NoOpLoggerMetrics = None
+
 from amas_otel import semconv
 from amas_otel._counting import count_of
 from amas_otel.config import ConfigError
@@ -474,6 +479,11 @@ class _LogRecordCounter:
 _record_counter = _LogRecordCounter()
 
 
+# (span context, trace id and span id as the OTel spec writes them (32 and 16 lower-case hex digits; None
+# outside a span), trace id, span id, trace flags): SpanContext's fields are properties, read once per span.
+_SpanIds = tuple[Any, str | None, str | None, int, int, Any]
+
+
 class _Record(LogRecord):
     """An API log record built from values the pipeline already holds (no second context lookup).
 
@@ -503,7 +513,7 @@ class _Record(LogRecord):
         self,
         timestamp: int,
         ctx: Any,
-        span_context: Any,
+        ids: _SpanIds,
         severity_text: str,
         severity_number: SeverityNumber,
         body: Any,
@@ -512,9 +522,7 @@ class _Record(LogRecord):
     ) -> None:
         self.timestamp = self.observed_timestamp = timestamp
         self.context = ctx
-        self.trace_id = span_context.trace_id
-        self.span_id = span_context.span_id
-        self.trace_flags = span_context.trace_flags
+        self.trace_id, self.span_id, self.trace_flags = ids[3], ids[4], ids[5]
         self.severity_text = severity_text
         self.severity_number = severity_number
         self.body = body
@@ -566,6 +574,12 @@ _set_scope = _ReadableRecord.instrumentation_scope.__set__  # type: ignore[attr-
 _set_limits = _ReadableRecord.limits.__set__  # type: ignore[attr-defined]
 
 _EMPTY_CONTEXT = context.Context()
+# BatchProcessor.emit compares the queue's process id with os.getpid(), a system call, on every record (a
+# forked child restarts the queue); the direct route compares with this copy, kept current by an at-fork hook.
+_process_id = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
+# What the direct route reads of an SDK BatchProcessor besides emit (a queue without them gets Logger.emit).
+_BATCH_QUEUE_INTERNALS = ("_queue", "_pid", "_shutdown", "_max_queue_size", "_max_export_batch_size", "_worker_awaken")
 _SDK_LOGGER_INTERNALS = (
     "_log_record_limits",
     "_multi_log_record_processor",
@@ -583,7 +597,7 @@ def _batch_queues(processors: Iterable[Any]) -> tuple[Any, ...] | None:
         if isinstance(processor, RedactingLogRecordProcessor):
             continue
         queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
-        if not callable(getattr(queue, "emit", None)):
+        if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, name) for name in _BATCH_QUEUE_INTERNALS):
             return None
         queues.append(queue)
     return tuple(queues)
@@ -616,7 +630,7 @@ class _RecordProcessor:
         self._provider = logger_provider
         self._loggers: dict[str, Any] = {}
         self._second: tuple[int, str] = (-1, "")
-        self._ids: tuple[Any, str | None, str | None] = (None, None, None)
+        self._ids: _SpanIds = _span_ids(trace.INVALID_SPAN_CONTEXT)
         # (processor tuple, its export queues): see _queues.
         self._routes: tuple[Any, tuple[Any, ...] | None] = (None, None)
 
@@ -635,10 +649,10 @@ class _RecordProcessor:
         if span is None:
             span = trace.INVALID_SPAN
         span_context = span.get_span_context()
+        ids = self._ids  # the ids of the last span seen, read and formatted once per span
+        if ids[0] is not span_context:
+            ids = self._ids = _span_ids(span_context)
         if self._correlation:
-            ids = self._ids  # the hex ids of the last span seen, formatted once per span
-            if ids[0] is not span_context:
-                ids = self._ids = (span_context, *_hex_ids(span_context))
             if ids[1] is not None:
                 event_dict["trace_id"], event_dict["span_id"] = ids[1], ids[2]
             values = ctx.get(_CONTEXT_KEY)
@@ -657,7 +671,7 @@ class _RecordProcessor:
             attributes[semconv.LOG_LEVEL] = level
             attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
             span.add_event(semconv.LOG_EVENT, attributes)
-        self._export(event_dict, level, now, ctx, span_context)
+        self._export(event_dict, level, now, ctx, ids)
         return event_dict
 
     def _iso(self, now: int) -> str:
@@ -667,15 +681,15 @@ class _RecordProcessor:
         if cached[0] != second:
             stamp = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
             cached = self._second = (second, stamp)
-        return f"{cached[1]}.{micro:06d}Z" if micro else cached[1] + "Z"
+        return "%s.%06dZ" % (cached[1], micro) if micro else cached[1] + "Z"
 
-    def _export(self, event_dict: dict[str, Any], level: str, now: int, ctx: Any, span_context: Any) -> None:
+    def _export(self, event_dict: dict[str, Any], level: str, now: int, ctx: Any, ids: _SpanIds) -> None:
         name = event_dict.get("logger") or semconv.INSTRUMENTATION_SCOPE
         try:
             target = self._loggers.get(name)
             if target is None:
                 target = self._loggers.setdefault(name, self._target(name))
-            otel_logger, limits, cap = target
+            otel_logger, limits, cap, count = target
             if otel_logger is None:
                 return
             queues = None
@@ -695,7 +709,7 @@ class _RecordProcessor:
                 now,
                 # What the batch processor keeps: not the request's context, which may be large.
                 _EMPTY_CONTEXT if direct else ctx,
-                span_context,
+                ids,
                 severity[0] if severity else level.upper(),
                 severity[1] if severity else SeverityNumber.INFO,
                 body if type(body) is str else _attribute_value(body),
@@ -709,9 +723,19 @@ class _RecordProcessor:
                 _set_resource(readable, otel_logger._resource)  # noqa: SLF001
                 _set_scope(readable, otel_logger._instrumentation_scope)  # noqa: SLF001
                 _set_limits(readable, limits)
-                otel_logger._logger_metrics.emit_log()  # noqa: SLF001 - the SDK's own log count
+                if count is not None:
+                    count()  # the SDK's own log count
                 for queue in queues:  # type: ignore[union-attr]
-                    queue.emit(readable)
+                    pending = queue._queue  # noqa: SLF001
+                    # BatchProcessor.emit for a running queue with room, without its os.getpid() call; a full,
+                    # shut down or forked queue is left to emit (its drop warning and metrics, its restart).
+                    running = queue._pid == _process_id[0] and not queue._shutdown  # noqa: SLF001
+                    if running and len(pending) != queue._max_queue_size:  # noqa: SLF001
+                        pending.appendleft(readable)
+                        if len(pending) >= queue._max_export_batch_size and not queue._worker_awaken.is_set():  # noqa: SLF001
+                            queue._worker_awaken.set()  # noqa: SLF001
+                    else:
+                        queue.emit(readable)
             elif limits is None:
                 otel_logger.emit(record)
             else:
@@ -736,23 +760,30 @@ class _RecordProcessor:
         self._routes = (processors, queues)
         return queues
 
-    def _target(self, name: str) -> tuple[Any, Any, int]:
-        """``(otel logger, its record limits when it is the SDK's, their _attribute_cap)``; no logger for the SDK's own records."""
+    def _target(self, name: str) -> tuple[Any, Any, int, Callable[[], None] | None]:
+        """``(otel logger, its record limits when it is the SDK's, their _attribute_cap, its record count)``.
+
+        No logger for the SDK's own records; no count when the SDK's internal metrics are off (its no-op counter).
+        """
         if name.startswith("opentelemetry"):
-            return None, None, -1  # the SDK's own complaints must not feed back into the SDK
+            return None, None, -1, None  # the SDK's own complaints must not feed back into the SDK
         otel_logger = (self._provider or get_logger_provider()).get_logger(name)
         # The limits the SDK would apply itself when turning an API record into a writable one; None
         # (plain Logger.emit) for any other logger, or an SDK logger without the internals the pipeline reads.
         sdk = isinstance(otel_logger, SDKLogger) and all(hasattr(otel_logger, name) for name in _SDK_LOGGER_INTERNALS)
         limits = otel_logger._log_record_limits if sdk else None  # noqa: SLF001
-        return otel_logger, limits, -1 if limits is None else _attribute_cap(limits)
+        if limits is None:
+            return otel_logger, None, -1, None
+        metrics = otel_logger._logger_metrics  # noqa: SLF001
+        return otel_logger, limits, _attribute_cap(limits), None if type(metrics) is NoOpLoggerMetrics else metrics.emit_log
 
 
-def _hex_ids(span_context: Any) -> tuple[str | None, str | None]:
-    """Trace and span id as the OTel spec writes them (32 and 16 lower-case hex digits); None outside a span."""
+def _span_ids(span_context: Any) -> _SpanIds:
+    """What the pipeline needs of ``span_context``: see :data:`_SpanIds`."""
+    trace_id, span_id, flags = span_context.trace_id, span_context.span_id, span_context.trace_flags
     if not span_context.is_valid:
-        return None, None
-    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+        return span_context, None, None, trace_id, span_id, flags
+    return span_context, format(trace_id, "032x"), format(span_id, "016x"), trace_id, span_id, flags
 
 
 _STACK_INFO = structlog.processors.StackInfoRenderer()

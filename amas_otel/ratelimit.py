@@ -19,6 +19,7 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import logging
@@ -66,6 +67,10 @@ class RateLimitDecision(NamedTuple):
     reset: float
 
 
+# The named tuple's own __new__ is a Python function: one frame more per decision.
+_new_decision = functools.partial(tuple.__new__, RateLimitDecision)
+
+
 class RateLimitExceeded(Exception):
     """Raised by code that enforces a limit itself; :mod:`amas_otel.fastapi` answers 429."""
 
@@ -108,9 +113,9 @@ class _Limiter:
         """Build the decision from ``ahead``: how far the TAT is ahead of now after this request."""
         if allowed:
             remaining = int((self._tau - ahead) / self._interval + 1e-9)
-            return RateLimitDecision(True, self.burst_size, remaining, 0.0, max(ahead, 0.0))
+            return _new_decision((True, self.burst_size, remaining, 0.0, ahead if ahead > 0.0 else 0.0))
         self._rejections.add(1, self._rejection_attrs)
-        return RateLimitDecision(False, self.burst_size, 0, ahead - self._tau, ahead - self._interval)
+        return _new_decision((False, self.burst_size, 0, ahead - self._tau, ahead - self._interval))
 
 
 class RateLimiter(_Limiter):
@@ -173,7 +178,8 @@ class RateLimiter(_Limiter):
 
     def check(self, key: Hashable) -> RateLimitDecision:
         """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
-        return self._decision(*self._take(key))
+        allowed, ahead = self._take(key)
+        return self._decision(allowed, ahead)
 
     async def acheck(self, key: Hashable) -> RateLimitDecision:
         """:meth:`check` for async callers (it never blocks on I/O)."""
@@ -390,6 +396,9 @@ class RateLimitMiddleware:
         self._key_func = key_func
         # The in-memory limiter decides without I/O: called directly, no coroutine per request.
         self._check = limiter.check if type(limiter).acheck is RateLimiter.acheck else None
+        # The last headers sent, by their numbers: a bucket that refills faster than it is
+        # drained gives the same three numbers on every request.
+        self._last_headers: tuple[tuple[int, int, int], tuple[tuple[bytes, bytes], ...]] = ((-1, -1, -1), ())
 
     def exempt(self, path: str) -> bool:
         """True when ``path`` is never limited."""
@@ -403,13 +412,20 @@ class RateLimitMiddleware:
         if self._key_func is not None:
             key = self._key_func(scope, key)
         decision = self._check(key) if self._check is not None else await self.limiter.acheck(key)
-        headers = [
-            (b"ratelimit-limit", b"%d" % decision.limit),
-            (b"ratelimit-remaining", b"%d" % decision.remaining),
-            (b"ratelimit-reset", b"%d" % math.ceil(decision.reset)),
-        ]
-        if not decision.allowed:
-            seconds = max(math.ceil(decision.retry_after), 1)
+        allowed, limit, remaining, retry_after, reset = decision
+        numbers = (limit, remaining, math.ceil(reset))
+        last = self._last_headers
+        if last[0] == numbers:
+            headers = last[1]
+        else:
+            headers = (
+                (b"ratelimit-limit", b"%d" % numbers[0]),
+                (b"ratelimit-remaining", b"%d" % numbers[1]),
+                (b"ratelimit-reset", b"%d" % numbers[2]),
+            )
+            self._last_headers = (numbers, headers)
+        if not allowed:
+            seconds = max(math.ceil(retry_after), 1)
             await send_error(
                 send,
                 429,

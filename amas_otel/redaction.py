@@ -19,8 +19,8 @@ number of replacements in :data:`amas_otel.semconv.REDACTION_COUNT`.
 Speed: short strings found clean are remembered, so the repeated values of
 real traffic (methods, routes, hosts) cost one set lookup; "quiet" strings no
 rule of the level can match (request UUIDs, hex trace ids, lower-case paths
-holding a short id) are recognised by one anchored regex and not remembered
-(they would churn the cache); everything else is checked with a handful of
+holding a short id) are recognised by a few byte-table translations and not
+remembered (they would churn the cache); everything else is checked with a handful of
 substring tests (C speed), and only strings that contain a possible trigger
 (``@``, ``=``, ``eyJ``, long digit runs…) reach the regular expressions.
 Only clean values are remembered, never secrets; small non-negative integers
@@ -35,8 +35,9 @@ from __future__ import annotations
 import enum
 import json
 import re
+import sys
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import filterfalse
 from typing import Any
 
@@ -156,23 +157,67 @@ _UNKNOWN = object()
 _CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
 _SMALL_INT = 65536  # non-negative ints below this are remembered clean (no int that small is a secret)
 _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
-# Strings no value rule of a level can match, recognised by one anchored
-# regex instead of the scan: str(uuid4()) (the _uuid rule keeps it whole),
-# dash-free lower-case hex ids with a letter (trace/span ids: no rule finds
-# a secret without a separator or a non-word neighbour), and lower-case words
-# and paths with fewer digits than the level's number stage needs.  Every
-# trigger of the scan (upper case, white space, "@", "=", ":", "_", "%",
-# quotes, "+") is outside these character sets but "xox" (Slack), which the
-# caller checks (a look-ahead here would cost more than the match).  The
-# match's lastindex is None for words with at most four digits (routes,
-# versions: worth remembering); ids and paths holding a long id (groups 1
-# and 2) would only churn the cache.
-_QUIET_IDS = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]*+[a-f][0-9a-f]*+)"
-_QUIET_WORDS = (
-    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+)++)?",  # low: no number rules
-    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+){1,4}+)?",  # medium: the number stage needs 9 digits
-    r"[a-z./{}-]*+|[a-z/{}-]*+(?:[0-9][a-z/{}-]*+){0,4}+((?:[0-9][a-z/{}-]*+){1,2}+)?",  # high: 7, or digits and "."
-)
+# Strings no value rule of a level can match ("quiet"), recognised without the
+# scan: str(uuid4()) (the _uuid rule keeps it whole), dash-free lower-case hex
+# ids with a letter (trace/span ids: no rule finds a secret without a
+# separator or a non-word neighbour), and lower-case words and paths
+# ([a-z0-9./{}-]) with fewer digits than the level's number stage needs (low:
+# any number, medium: 8, high: 6 and then no "."; the number stage needs 9,
+# or 7, or digits and a ".").  Every trigger of the scan (upper case, white
+# space, "@", "=", ":", "_", "%", quotes, "+") is outside these characters but
+# "xox" (Slack).  Words with at most four digits (routes, versions) are worth
+# remembering; ids and paths holding a long id would only churn the cache.
+# The test runs on bytes with C-level translate() calls: a regular expression
+# saying the same costs a match object and a malloc'd stack per call, which
+# was about half of a clean span's redaction time.
+_WORD_LIMITS = (sys.maxsize, 8, 6)  # most digits in a quiet word, per level (capped at high)
+_HEX_DIGITS = b"0123456789abcdef"
+_UUID_SHAPE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+_UUID_MASK = bytes(120 if c in _HEX_DIGITS else 45 if c == 45 else 63 for c in range(256))  # hex digit -> "x"
+_WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"  # the word characters but digits and "."
+
+
+def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], bool]:
+    """The level's test for a hashable value no rule can match; it ``remember``s the repeating ones.
+
+    Numbers other than long ints (card numbers) are quiet; small non-negative
+    ints (status codes, ports: seen on every span) are remembered.  Values
+    of other types are not quiet.
+    """
+    dotted = rank >= 2  # at high a quiet word holds digits or ".", not both
+    limit = _WORD_LIMITS[min(rank, 2)]
+    # After deleting the letters, a quiet word is left with its digits (and "." at high); "?" marks the rest.
+    keep = bytes(c if 48 <= c <= 57 or (dotted and c == 46) else 63 for c in range(256))
+    letters = _WORD_LETTERS if dotted else _WORD_LETTERS + b"."
+
+    def quiet(value: Any) -> bool:
+        kind = type(value)
+        if kind is not str:
+            if kind is int:
+                if 0 <= value < _SMALL_INT:
+                    remember(value)
+                return value < _CARD_MIN
+            return kind is bool or kind is float
+        try:
+            data = value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: in no quiet character set
+            return False
+        if len(data) == 36 and data.translate(_UUID_MASK) == _UUID_SHAPE:
+            return True
+        marks = data.translate(keep, letters)
+        digits = len(marks) if marks.isdigit() else -1 if marks.strip(b".") else 0  # -1: not a word
+        if 4 < digits <= limit:
+            return "xox" not in value
+        if data and not data.isdigit() and data.translate(_UUID_MASK).strip(b"x") == b"":  # a hex id
+            return True
+        if 0 <= digits <= limit and "xox" not in value:
+            remember(value)
+            return True
+        return False
+
+    return quiet
+
+
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 _SHARED_WORDS = sorted({normalize_key(k) for k in SENSITIVE_KEYS}, key=len, reverse=True)
 
@@ -278,11 +323,12 @@ class Redactor:
             )
             for kinds in ([k for k, _ in chosen],)
         ]
-        # A custom pattern can match anything: no string is quiet then.
-        self._quiet = None if self._custom else re.compile(f"{_QUIET_IDS}|{_QUIET_WORDS[min(rank, 2)]}").fullmatch
         self._key_cache: dict[str, str | None] = {}
         self._harmless: set[str] = set()  # the keys cached with kind None, for one C-level subset test
         self._clean: set[str | int] = set()  # strings and small ints found clean
+        self._is_clean = self._clean.__contains__  # bound once: the set is only ever cleared in place
+        # A custom pattern can match anything: no string is quiet then.
+        self._quiet = None if self._custom else _quiet_test(rank, self._remember)
 
     def __repr__(self) -> str:
         return f"Redactor(level={self.level.value!r}, patterns={self.patterns!r})"
@@ -358,27 +404,17 @@ class Redactor:
         The fast path of spans, log records and metric points: when every key
         is known harmless (one C-level subset test), only the values not
         already seen clean are looked at (filtered at C speed), and a number or
-        a never-seen quiet string (a path with an id, a request UUID: one regex
-        match) ends there.  False sends the mapping through :meth:`_changes`.
+        a never-seen quiet string (a path with an id, a request UUID: see
+        :func:`_quiet_test`) ends there.  False sends the mapping through :meth:`_changes`.
         """
-        quiet, clean = self._quiet, self._clean
+        quiet = self._quiet
         # BoundedAttributes iterates through a lock per item; its dict is the same data.
         plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
         if quiet is None or not self._harmless.issuperset(plain):
             return False
         try:
-            for value in filterfalse(clean.__contains__, plain.values()):
-                kind = type(value)
-                if kind is str:
-                    match = quiet(value)
-                    if match is None or "xox" in value:  # see _QUIET_IDS
-                        return False
-                    if match.lastindex is None:
-                        self._remember(value)
-                elif kind is int and value < _CARD_MIN:
-                    if 0 <= value < _SMALL_INT:  # status codes, ports: seen on every span
-                        self._remember(value)
-                elif not (kind is bool or kind is float):
+            for value in filterfalse(self._is_clean, plain.values()):
+                if not quiet(value):
                     return False
         except TypeError:  # an unhashable value (list, dict): the per-key loop
             return False
@@ -470,9 +506,7 @@ class Redactor:
     def _text(self, text: str, counter: _Counter) -> str:
         if text in self._clean:
             return text
-        if self._quiet is not None and (match := self._quiet(text)) and "xox" not in text:  # see _QUIET_IDS
-            if match.lastindex is None:
-                self._remember(text)
+        if self._quiet is not None and self._quiet(text):
             return text
         try:
             out = self._scrub(text, counter) if len(text) >= 5 or self._maximum else text

@@ -8,7 +8,9 @@ import http.server
 import io
 import json
 import logging
+import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import FrozenInstanceError
 from typing import Any
@@ -27,6 +29,8 @@ from opentelemetry.sdk._logs import (
 )
 from opentelemetry.sdk._logs._internal import _LoggerConfig
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -205,6 +209,71 @@ def test_record_limits_and_disabled_loggers_apply_to_batch_export(make_pipeline:
     assert len(capped.log_record.attributes) == 2 and capped.dropped_attributes == 4
     disabled, _ = _export_one([], configurator=lambda scope: _LoggerConfig(is_enabled=scope.name != "payments"))
     assert disabled == ()
+
+
+def _batch_provider(exporter: Any, meter_provider: Any = None, **batch: Any) -> tuple[LoggerProvider, Any]:
+    """A provider with only redaction and one batch processor (the pipeline's direct route), and its queue."""
+    provider = LoggerProvider(shutdown_on_exit=False, meter_provider=meter_provider)
+    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    processor = BatchLogRecordProcessor(exporter, **batch)
+    provider.add_log_record_processor(processor)
+    configure_logging(LoggingConfig(stream=io.StringIO()), logger_provider=provider)
+    return provider, processor._batch_processor  # noqa: SLF001
+
+
+def test_direct_route_wakes_the_exporter_and_leaves_full_shut_down_or_forked_queues_to_the_sdk(make_pipeline: Any) -> None:
+    make_pipeline()
+    exporter = InMemoryLogRecordExporter()
+    # Only a full batch wakes the worker before the (long) schedule delay.
+    provider, queue = _batch_provider(exporter, schedule_delay_millis=60_000, max_export_batch_size=2, max_queue_size=3)
+    emitted: list[Any] = []  # the records the SDK's own BatchProcessor.emit handled
+    sdk_emit = queue.emit
+    queue.emit = lambda r: (emitted.append((r.log_record.body, r.log_record.attributes.get("n"))), sdk_emit(r))
+    log = get_logger("payments")
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("a") as a:
+        log.info("one")
+    with tracer.start_as_current_span("b") as b:
+        log.info("two")
+    deadline = time.monotonic() + 10
+    while len(exporter.get_finished_logs()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [(r.log_record.body, r.log_record.trace_id, r.log_record.span_id) for r in exporter.get_finished_logs()] == [
+        ("one", a.get_span_context().trace_id, a.get_span_context().span_id),
+        ("two", b.get_span_context().trace_id, b.get_span_context().span_id),
+    ]
+    with queue._export_lock:  # noqa: SLF001 - the worker cannot drain the queue meanwhile
+        for n in range(4):
+            log.info("queued", n=n)
+        assert [r.log_record.attributes["n"] for r in queue._queue] == [3, 2, 1]  # noqa: SLF001
+    assert ("queued", 3) in emitted  # the fourth, into a full queue: the SDK's drop warning and metric
+    provider.force_flush()
+    queue._pid = -1  # noqa: SLF001 - as in a child process the SDK's at-fork hook did not reach
+    log.info("after fork")
+    assert queue._pid == os.getpid() and [r.log_record.body for r in queue._queue] == ["after fork"]  # noqa: SLF001
+    provider.shutdown()
+    log.info("after shutdown")
+    assert not queue._queue and ("after shutdown", None) in emitted  # noqa: SLF001
+
+
+def test_direct_route_keeps_the_sdk_log_count(make_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_pipeline()
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    reader = InMemoryMetricReader()
+    exporter = InMemoryLogRecordExporter()
+    provider, _ = _batch_provider(exporter, MeterProvider(metric_readers=[reader]))
+    for n in range(3):
+        get_logger("payments").info("paid", n=n)
+    provider.force_flush()
+    counts = [
+        point.value
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "otel.sdk.log.created"
+        for point in metric.data.data_points
+    ]
+    assert counts == [3] and len(exporter.get_finished_logs()) == 3
 
 
 def test_warnings_and_errors_become_span_events(make_pipeline: Any) -> None:

@@ -13,7 +13,7 @@ import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from amas_otel.ratelimit import RateLimiter, RedisRateLimiter, _networks, client_address
+from amas_otel.ratelimit import RateLimiter, RateLimitMiddleware, RedisRateLimiter, _networks, client_address
 from tests.conftest import PYTHON, REDIS_URL, python_env
 
 
@@ -139,6 +139,39 @@ def test_forwarded_for_only_from_trusted_proxies() -> None:
     assert client_address(_scope("10.1.2.3", "1.2.3.4"), ()) == "10.1.2.3"
     with pytest.raises(ValueError, match="trusted_proxies entry 'proxy.local' is not an IP address"):
         _networks(["proxy.local"])
+
+
+async def test_middleware_headers_follow_every_decision() -> None:
+    # Equal numbers on consecutive requests (a refilled bucket) and changing ones:
+    # each response carries its own decision's headers after the app's own.
+    clock = _Clock()
+    limiter = RateLimiter(requests_per_minute=60, burst_size=3, clock=clock)
+    sent: list[dict] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    middleware = RateLimitMiddleware(app, limiter)
+    scope = {"type": "http", "path": "/api", "client": ("198.51.100.7", 5555), "headers": []}
+    for advance in (0.0, 10.0, 0.0, 0.0, 10.0):
+        clock.now += advance
+        await middleware(dict(scope), None, send)
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [200] * 5
+    assert [m["headers"] for m in starts] == [
+        [
+            (b"content-type", b"text/plain"),
+            (b"ratelimit-limit", b"3"),
+            (b"ratelimit-remaining", b"%d" % left),
+            (b"ratelimit-reset", b"%d" % reset),
+        ]
+        for left, reset in ((2, 1), (2, 1), (1, 2), (0, 3), (2, 1))
+    ]
+    assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [b"ok"] * 5
 
 
 # --- Redis -----------------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from amas_otel.redaction import (
     LEVEL_RULES,
     RedactingSpanProcessor,
     Redactor,
+    _quiet_test,
     safe_metric_attributes,
 )
 from amas_otel.semconv import REDACTION_COUNT
@@ -156,6 +159,64 @@ def test_quiet_fast_path_agrees_with_the_full_scan(text: str) -> None:
         expected = FULL_SCANS[level].redact_mapping({"url.path": text})
         assert FAST[level].redact_mapping({"url.path": text}) == expected, level
         assert FAST[level].redact_text(text) == FULL_SCANS[level].redact_text(text), level
+
+
+# The definition _quiet_test implements without regular expressions: a string is quiet
+# when it fully matches and holds no "xox"; it is remembered when group 1 and 2 did not take part.
+_QUIET_IDS = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]*+[a-f][0-9a-f]*+)"
+_QUIET_WORDS = (
+    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+)++)?",  # low: no number rules
+    r"[a-z./{}-]*+(?:[0-9][a-z./{}-]*+){0,4}+((?:[0-9][a-z./{}-]*+){1,4}+)?",  # medium: the number stage needs 9 digits
+    r"[a-z./{}-]*+|[a-z/{}-]*+(?:[0-9][a-z/{}-]*+){0,4}+((?:[0-9][a-z/{}-]*+){1,2}+)?",  # high: 7, or digits and "."
+)
+_QUIET_REFERENCE = [re.compile(f"{_QUIET_IDS}|{_QUIET_WORDS[min(rank, 2)]}").fullmatch for rank in range(4)]
+
+
+def _assert_quiet_test_is_the_reference(text: str) -> None:
+    for rank, fullmatch in enumerate(_QUIET_REFERENCE):
+        match = fullmatch(text)
+        quiet = match is not None and "xox" not in text
+        remembered: list[Any] = []
+        assert _quiet_test(rank, remembered.append)(text) is quiet, (rank, text)
+        assert remembered == ([text] if quiet and match.lastindex is None else []), (rank, text)  # type: ignore[union-attr]
+
+
+_UUID = "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"
+_DIGIT_UUID = "12345678-1234-4234-8234-123456789012"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.one_of(
+        st.text("0123456789abcdefgxoA./{}-_ \u00e9\ud800", max_size=40),
+        st.text("0123456789abf.x/-", max_size=40),
+        st.uuids().map(str),
+        st.builds(lambda u, i, c: u[:i] + c + u[i + 1 :], st.uuids().map(str), st.integers(0, 36), st.sampled_from("0aAfgx-.:")),
+        st.builds(lambda i, tail: f"/api/v1/users/{i}/orders{tail}", st.integers(0, 10**12), st.sampled_from(["", ".json", "/xox", "/A"])),
+    )
+)
+def test_quiet_test_agrees_with_its_regular_expression(text: str) -> None:
+    _assert_quiet_test_is_the_reference(text)
+
+
+def test_quiet_test_agrees_with_its_regular_expression_on_every_one_char_change_of_a_uuid() -> None:
+    for base in (_UUID, _DIGIT_UUID, _UUID.upper(), "abcdefab-abcd-abcd-abcd-abcdefabcdef"):
+        _assert_quiet_test_is_the_reference(base)
+        for i in range(len(base) + 1):
+            for ch in "09afgxA-.{/é\ud800":
+                _assert_quiet_test_is_the_reference(base[:i] + ch + base[i + 1 :])  # replaced
+                _assert_quiet_test_is_the_reference(base[:i] + ch + base[i:])  # inserted
+            _assert_quiet_test_is_the_reference(base[:i] + base[i + 1 :])  # removed
+    for text in ("", "0", "1234", "12345", "123456789", "abc", "a.b/1", "xox", "/xox/12345", "f" * 64, "0" * 64, str(uuid.UUID(int=0))):
+        _assert_quiet_test_is_the_reference(text)
+
+
+def test_quiet_test_takes_numbers_and_remembers_small_ints() -> None:
+    remembered: list[Any] = []
+    quiet = _quiet_test(1, remembered.append)
+    assert quiet(200) and quiet(-5) and quiet(1.5) and quiet(True) and quiet(10**12)
+    assert not quiet(4111111111111111) and not quiet(b"bytes") and not quiet(None)
+    assert remembered == [200]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from amas_otel import _otlp_spans
 from amas_otel._otlp_spans import FastOTLPSpanExporter, encode_spans
 from tests.support.otlp import OtlpReceiver, attributes
 
@@ -60,6 +61,22 @@ def test_unique_values_beyond_the_cache_bound_encode_the_same() -> None:
         tracer.start_span(f"op-{i}", attributes={"amas.correlation.id": f"id-{i}", "n": i, "ok": True}).end()
     spans = memory.get_finished_spans()
     assert encode_spans(spans) == sdk_encode_spans(spans).SerializeToString()
+
+
+def test_correlation_ids_do_not_push_repeating_attributes_out_of_the_cache() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("amas.test")
+    for i in range(_otlp_spans._ATTRIBUTE_CACHE_SIZE + 10):  # more unique ids than the cache holds
+        tracer.start_span("GET /api", attributes={"http.route": "/api", "amas.correlation.id": f"req-{i}"}).end()
+    spans = memory.get_finished_spans()
+    encode_spans(spans[:1])
+    route = _otlp_spans._attribute_cache[("http.route", str, "/api")]
+    assert encode_spans(spans) == sdk_encode_spans(spans).SerializeToString()
+    # The route's entry was never evicted, and no id was stored.
+    assert _otlp_spans._attribute_cache[("http.route", str, "/api")] is route
+    assert not any(key == "amas.correlation.id" for key, _, _ in _otlp_spans._attribute_cache)
 
 
 def test_unhashable_attribute_values_encode_the_same() -> None:
