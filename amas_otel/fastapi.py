@@ -44,6 +44,7 @@ from amas_otel.logging import (
     CORRELATION_HEADER,
     CorrelationMiddleware,
     _context_with,
+    _header_name,
     _request_correlation_id,
     _with_header,
 )
@@ -123,7 +124,7 @@ class RequestTelemetryMiddleware:
         self._logger: Any = None
         # HTTP requests get their id here; websocket connections go through CorrelationMiddleware.
         self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
-        self._id_name = correlation_header.lower().encode("latin-1") if correlation_header else b""
+        self._id_name = _header_name(correlation_header) if correlation_header else b""
 
     def _get_logger(self) -> Any:
         if self._logger is None:

@@ -276,7 +276,7 @@ class CorrelationMiddleware:
 
     def __init__(self, app: Callable[..., Awaitable[None]], *, header: str = CORRELATION_HEADER) -> None:
         self.app = app
-        self._header = header.lower().encode("latin-1")
+        self._header = _header_name(header)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope.get("type") not in ("http", "websocket"):
@@ -300,6 +300,11 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send_with_header)
         finally:
             context.detach(token)
+
+
+def _header_name(header: str) -> bytes:
+    """``header`` as ASGI servers hand request header names over: lower-cased bytes."""
+    return header.lower().encode("latin-1")
 
 
 def _request_correlation_id(headers: Iterable[tuple[bytes, bytes]], header: bytes) -> str:
@@ -590,19 +595,6 @@ _SDK_LOGGER_INTERNALS = (
 )
 
 
-def _batch_queues(processors: Iterable[Any]) -> tuple[Any, ...] | None:
-    """The SDK batch queues behind ``processors`` (see :meth:`_RecordProcessor._queues`), or None."""
-    queues = []
-    for processor in processors:
-        if isinstance(processor, RedactingLogRecordProcessor):
-            continue
-        queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
-        if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, name) for name in _BATCH_QUEUE_INTERNALS):
-            return None
-        queues.append(queue)
-    return tuple(queues)
-
-
 class _RecordProcessor:
     """Context variables, level, logger name, timestamp, correlation, exception rendering, redaction, counting,
     span event and OTel export, in one pass.
@@ -756,7 +748,15 @@ class _RecordProcessor:
         answer is kept per processor tuple (the SDK replaces the tuple whenever
         a processor is added).
         """
-        queues = _batch_queues(processors)
+        queues: tuple[Any, ...] | None = ()
+        for processor in processors:
+            if isinstance(processor, RedactingLogRecordProcessor):
+                continue
+            queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
+            if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, n) for n in _BATCH_QUEUE_INTERNALS):
+                queues = None
+                break
+            queues += (queue,)
         self._routes = (processors, queues)
         return queues
 
