@@ -862,6 +862,10 @@ def configure_logging(
     for name in _UVICORN_LOGGERS:
         # Route server logs through the same pipeline instead of their own handlers.
         server_logger = _stdlib_logging.getLogger(name)
+        if not server_logger.propagate and not server_logger.handlers:
+            # Silenced by the server itself (uvicorn --no-access-log): routing
+            # it to the root logger would turn those logs back on.
+            continue
         server_logger.handlers.clear()
         server_logger.propagate = True
 

@@ -77,6 +77,21 @@ def test_stdlib_records_use_the_same_processors_and_renderer(make_pipeline: Any)
     assert exported.body == "listening on 127.0.0.1" and exported.attributes["api_key"] == "[REDACTED:apikey]"
 
 
+def test_a_server_logger_the_server_silenced_stays_silent(make_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn --no-access-log: no handlers and no propagation on "uvicorn.access".
+    access, errors = logging.getLogger("uvicorn.access"), logging.getLogger("uvicorn.error")
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "propagate", False)
+    monkeypatch.setattr(errors, "handlers", [logging.NullHandler()])
+    monkeypatch.setattr(errors, "propagate", False)
+    p = make_pipeline()
+    before = len(p.lines())
+    access.warning('127.0.0.1:5000 - "GET / HTTP/1.1" 200')
+    assert len(p.lines()) == before and not access.hasHandlers()
+    errors.warning("still routed")  # had its own handler: now goes through the pipeline
+    assert p.lines()[-1]["event"] == "still routed" and errors.handlers == []
+
+
 def test_json_lines_render_every_value_and_lose_no_record(make_pipeline: Any) -> None:
     class Custom:
         def __repr__(self) -> str:
