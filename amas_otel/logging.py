@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - another SDK layout: always count
     NoOpLoggerMetrics = None
 
 from amas_otel import semconv
+from amas_otel._batch_queue import QUEUE_INTERNALS, enqueue
 from amas_otel._counting import count_of
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
@@ -579,12 +580,6 @@ _set_scope = _ReadableRecord.instrumentation_scope.__set__  # type: ignore[attr-
 _set_limits = _ReadableRecord.limits.__set__  # type: ignore[attr-defined]
 
 _EMPTY_CONTEXT = context.Context()
-# BatchProcessor.emit compares the queue's process id with os.getpid(), a system call, on every record (a
-# forked child restarts the queue); the direct route compares with this copy, kept current by an at-fork hook.
-_process_id = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
-# What the direct route reads of an SDK BatchProcessor besides emit (a queue without them gets Logger.emit).
-_BATCH_QUEUE_INTERNALS = ("_queue", "_pid", "_shutdown", "_max_queue_size", "_max_export_batch_size", "_worker_awaken")
 _SDK_LOGGER_INTERNALS = (
     "_log_record_limits",
     "_multi_log_record_processor",
@@ -718,16 +713,7 @@ class _RecordProcessor:
                 if count is not None:
                     count()  # the SDK's own log count
                 for queue in queues:  # type: ignore[union-attr]
-                    pending = queue._queue  # noqa: SLF001
-                    # BatchProcessor.emit for a running queue with room, without its os.getpid() call; a full,
-                    # shut down or forked queue is left to emit (its drop warning and metrics, its restart).
-                    running = queue._pid == _process_id[0] and not queue._shutdown  # noqa: SLF001
-                    if running and len(pending) != queue._max_queue_size:  # noqa: SLF001
-                        pending.appendleft(readable)
-                        if len(pending) >= queue._max_export_batch_size and not queue._worker_awaken.is_set():  # noqa: SLF001
-                            queue._worker_awaken.set()  # noqa: SLF001
-                    else:
-                        queue.emit(readable)
+                    enqueue(queue, readable)
             elif limits is None:
                 otel_logger.emit(record)
             else:
@@ -753,7 +739,7 @@ class _RecordProcessor:
             if isinstance(processor, RedactingLogRecordProcessor):
                 continue
             queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
-            if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, n) for n in _BATCH_QUEUE_INTERNALS):
+            if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, n) for n in QUEUE_INTERNALS):
                 queues = None
                 break
             queues += (queue,)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+from typing import Any
+
+import pytest
+
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -12,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from amas_otel import _otlp_spans
-from amas_otel._otlp_spans import FastOTLPSpanExporter, encode_spans
+from amas_otel._otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter, encode_spans
 from tests.support.otlp import OtlpReceiver, attributes
 
 
@@ -99,3 +104,66 @@ def test_exporter_sends_spans_to_a_real_otlp_receiver(otlp_receiver: OtlpReceive
     assert server.parent_span_id == (0x5678).to_bytes(8, "big")
     exporter.shutdown()
     assert exporter.export(_spans()) is SpanExportResult.FAILURE
+
+
+def _encoding_provider(receiver: OtlpReceiver, **options: Any) -> tuple[TracerProvider, EncodingBatchSpanProcessor, InMemorySpanExporter]:
+    """A provider whose spans go to ``receiver`` through an EncodingBatchSpanProcessor, and to memory as the SDK sees them."""
+    memory = InMemorySpanExporter()
+    processor = EncodingBatchSpanProcessor(FastOTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces", timeout=5), **options)
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc-a"}))
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, processor, memory
+
+
+def test_encoding_processor_sends_what_the_sdk_encoder_would(otlp_receiver: OtlpReceiver) -> None:
+    provider, processor, memory = _encoding_provider(otlp_receiver)
+    tracer = provider.get_tracer("amas.test", "1.0")
+    for i in range(3):
+        with tracer.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER, attributes={"http.route": "/items/{id}", "n": i}) as span:
+            span.add_event("amas.log", {"amas.log.level": "warning"})
+            provider.get_tracer("other").start_span("inner").end()
+    assert processor.force_flush()
+    sent = [body for path, body in otlp_receiver.raw if path == "/v1/traces"]
+    assert sent == [sdk_encode_spans(memory.get_finished_spans()).SerializeToString()]
+    provider.shutdown()
+
+
+def test_encoding_processor_queues_only_sampled_spans_as_bytes_the_collector_never_visits(otlp_receiver: OtlpReceiver) -> None:
+    provider, processor, _ = _encoding_provider(otlp_receiver, schedule_delay_millis=60_000)
+    tracer = provider.get_tracer("amas.test")
+    for i in range(10):
+        tracer.start_span(f"op-{i}", attributes={"amas.correlation.id": f"id-{i}", "ok": True}).end()
+    unsampled = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(0))
+    provider.get_tracer("amas.test").start_span("not sampled", context=trace.set_span_in_context(trace.NonRecordingSpan(unsampled))).end()
+    queued = list(processor._batch_processor._queue)
+    assert len(queued) == 10 and all(type(item) is tuple for item in queued)
+    gc.collect()
+    gc.collect()  # a collection untracks a tuple whose items it found untracked: the outer ones on the second pass
+    assert not any(gc.is_tracked(item) for item in queued)
+    assert processor.force_flush()
+    assert sorted(s.name for s in otlp_receiver.spans()) == sorted(f"op-{i}" for i in range(10))
+    provider.shutdown()
+
+
+def test_a_span_that_cannot_be_encoded_is_left_out_alone(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    provider, processor, _ = _encoding_provider(otlp_receiver, schedule_delay_millis=60_000)
+    tracer = provider.get_tracer("amas.test")
+    real = _otlp_spans._span
+
+    def failing(span: Any) -> bytes:
+        if span.name == "bad":
+            raise ValueError("cannot encode")
+        return real(span)
+
+    monkeypatch.setattr(_otlp_spans, "_span", failing)
+    for name in ("before", "bad", "after"):
+        tracer.start_span(name).end()  # "bad" is queued as a ReadableSpan; ending it raised nothing
+    assert processor.force_flush()
+    assert sorted(s.name for s in otlp_receiver.spans()) == ["after", "before"]
+    provider.shutdown()
+
+
+def test_encoding_processor_takes_only_the_fast_exporter() -> None:
+    with pytest.raises(TypeError, match="span_exporter must be a FastOTLPSpanExporter, got InMemorySpanExporter"):
+        EncodingBatchSpanProcessor(InMemorySpanExporter())  # type: ignore[arg-type]
