@@ -311,7 +311,8 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
         self._queue = queue if all(hasattr(queue, name) for name in QUEUE_INTERNALS) else None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not span._context.trace_flags & 1:  # noqa: SLF001 - sampled (a ReadableSpan always has a context)
+        context = span._context  # noqa: SLF001 - the property is a Python call
+        if context is None or not context.trace_flags & 1:  # not sampled
             return
         try:
             item: Any = encode_span(span)
