@@ -13,13 +13,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["QUEUE_INTERNALS", "enqueue"]
+__all__ = ["enqueue", "enqueues"]
 
-# What enqueue reads of a BatchProcessor besides emit: a queue without them must go through emit.
-QUEUE_INTERNALS = ("_queue", "_pid", "_shutdown", "_max_queue_size", "_max_export_batch_size", "_worker_awaken")
+# What enqueue reads of a BatchProcessor besides emit.
+_QUEUE_INTERNALS = ("_queue", "_pid", "_shutdown", "_max_queue_size", "_max_export_batch_size", "_worker_awaken")
 
 _process_id = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
+
+
+def enqueues(queue: Any) -> bool:
+    """True when :func:`enqueue` can take ``queue`` (a ``BatchProcessor`` of the SDK layout it was written against)."""
+    return callable(getattr(queue, "emit", None)) and all(hasattr(queue, name) for name in _QUEUE_INTERNALS)
 
 
 def enqueue(queue: Any, item: Any) -> None:

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanKind
 
-from amas_otel._batch_queue import QUEUE_INTERNALS, enqueue
+from amas_otel._batch_queue import enqueue, enqueues
 from amas_otel.semconv import CORRELATION_ID
 
 __all__ = ["encode_span", "encode_request", "encode_spans", "FastOTLPSpanExporter", "EncodingBatchSpanProcessor"]
@@ -59,8 +59,8 @@ _UNIQUE_KEYS = frozenset({CORRELATION_ID})
 _attribute_cache: dict[tuple[str, type, Any], bytes] = {}
 # Encoded Span.name fields: names are route templates, a small set.
 _names: dict[str, bytes] = {}
-# Resource / scope objects live as long as their provider / tracer: encode each once.
-_block_cache: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
+# Encoded fields of resource / scope objects, which live as long as their provider / tracer: encoded once each.
+_fields_cache: dict[int, tuple[Any, tuple[bytes, bytes]]] = {}
 # A span as the export queue holds it: (resource fields, scope fields, ScopeSpans.spans entry).
 EncodedSpan = tuple[tuple[bytes, bytes], tuple[bytes, bytes], bytes]
 
@@ -140,13 +140,13 @@ def _encoded_miss(key: str, value: Any) -> bytes:
 
 def _cached(obj: Any, build: Any) -> Any:
     """``build(obj)``, computed once per object (resources and scopes live as long as their provider or tracer)."""
-    found = _block_cache.get(id(obj))
+    found = _fields_cache.get(id(obj))
     if found is not None and found[0] is obj:
         return found[1]
     value = build(obj)
-    if len(_block_cache) >= 256:
-        _block_cache.clear()
-    _block_cache[id(obj)] = (obj, value)
+    if len(_fields_cache) >= 256:
+        _fields_cache.clear()
+    _fields_cache[id(obj)] = (obj, value)
     return value
 
 
@@ -308,7 +308,7 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
             raise TypeError(f"span_exporter must be a FastOTLPSpanExporter, got {type(span_exporter).__name__}")
         super().__init__(span_exporter, *args, **kwargs)
         queue = self._batch_processor
-        self._queue = queue if all(hasattr(queue, name) for name in QUEUE_INTERNALS) else None
+        self._queue = queue if enqueues(queue) else None
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span._context  # noqa: SLF001 - the property is a Python call

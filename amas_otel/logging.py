@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - another SDK layout: always count
     NoOpLoggerMetrics = None
 
 from amas_otel import semconv
-from amas_otel._batch_queue import QUEUE_INTERNALS, enqueue
+from amas_otel._batch_queue import enqueue, enqueues
 from amas_otel._counting import count_of
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
@@ -739,7 +739,7 @@ class _RecordProcessor:
             if isinstance(processor, RedactingLogRecordProcessor):
                 continue
             queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
-            if not callable(getattr(queue, "emit", None)) or not all(hasattr(queue, n) for n in QUEUE_INTERNALS):
+            if not enqueues(queue):
                 queues = None
                 break
             queues += (queue,)
