@@ -38,7 +38,6 @@ import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from itertools import filterfalse
 from typing import Any
 
 from opentelemetry import trace
@@ -186,9 +185,9 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
     """
     dotted = rank >= 2  # at high a quiet word holds digits or ".", not both
     limit = _WORD_LIMITS[min(rank, 2)]
-    # After deleting the letters, a quiet word is left with its digits (and "." at high); "?" marks the rest.
-    keep = bytes(c if 48 <= c <= 57 or (dotted and c == 46) else 63 for c in range(256))
+    # Each byte's class in one translate(): digit "0", word letter "a" ("." is one below high), "?" for the rest.
     letters = _WORD_LETTERS if dotted else _WORD_LETTERS + b"."
+    classes = bytes(48 if 48 <= c <= 57 else 97 if c in letters else 46 if c == 46 else 63 for c in range(256))
 
     def quiet(value: Any) -> bool:
         kind = type(value)
@@ -204,8 +203,13 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
             return False
         if len(data) == 36 and data.translate(_UUID_MASK) == _UUID_SHAPE:
             return True
-        marks = data.translate(keep, letters)
-        digits = len(marks) if marks.isdigit() else -1 if marks.strip(b".") else 0  # -1: not a word
+        marked = data.translate(classes)
+        if b"?" in marked:
+            digits = -1  # not a word
+        else:
+            digits = marked.count(b"0")
+            if dotted and digits and b"." in marked:
+                digits = -1
         if 4 < digits <= limit:
             return "xox" not in value
         if data and not data.isdigit() and data.translate(_UUID_MASK).strip(b"x") == b"":  # a hex id
@@ -326,7 +330,6 @@ class Redactor:
         self._key_cache: dict[str, str | None] = {}
         self._harmless: set[str] = set()  # the keys cached with kind None, for one C-level subset test
         self._clean: set[str | int] = set()  # strings and small ints found clean
-        self._is_clean = self._clean.__contains__  # bound once: the set is only ever cleared in place
         # A custom pattern can match anything: no string is quiet then.
         self._quiet = None if self._custom else _quiet_test(rank, self._remember)
 
@@ -399,11 +402,11 @@ class Redactor:
     # --- engine -----------------------------------------------------------------
 
     def _quiet_mapping(self, attributes: Mapping[str, Any]) -> bool:
-        """True when nothing in ``attributes`` can need redaction, decided without a Python call per value.
+        """True when nothing in ``attributes`` can need redaction, decided without a Python call per known value.
 
         The fast path of spans, log records and metric points: when every key
         is known harmless (one C-level subset test), only the values not
-        already seen clean are looked at (filtered at C speed), and a number or
+        already seen clean are looked at (one set lookup each), and a number or
         a never-seen quiet string (a path with an id, a request UUID: see
         :func:`_quiet_test`) ends there.  False sends the mapping through :meth:`_changes`.
         """
@@ -412,9 +415,11 @@ class Redactor:
         plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
         if quiet is None or not self._harmless.issuperset(plain):
             return False
+        clean = self._clean
         try:
-            for value in filterfalse(self._is_clean, plain.values()):
-                if not quiet(value):
+            # An inline membership test: half the cost of filterfalse calling set.__contains__ per value.
+            for value in plain.values():
+                if value not in clean and not quiet(value):
                     return False
         except TypeError:  # an unhashable value (list, dict): the per-key loop
             return False
