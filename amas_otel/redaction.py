@@ -173,7 +173,8 @@ _WORD_LIMITS = (sys.maxsize, 8, 6)  # most digits in a quiet word, per level (ca
 _HEX_DIGITS = b"0123456789abcdef"
 _UUID_SHAPE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 _UUID_MASK = bytes(120 if c in _HEX_DIGITS else 45 if c == 45 else 63 for c in range(256))  # hex digit -> "x"
-_WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"  # the word characters but digits and "."
+_WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"
+_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else c for c in range(256))  # the word characters but digits and "."
 
 
 def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], bool]:
@@ -189,6 +190,28 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
     letters = _WORD_LETTERS if dotted else _WORD_LETTERS + b"."
     classes = bytes(48 if 48 <= c <= 57 else 97 if c in letters else 46 if c == 46 else 63 for c in range(256))
 
+    def verdict(shape: bytes) -> int:
+        """0: not quiet; 1: quiet; 2: quiet and worth remembering (a word with at most four digits)."""
+        marked = shape.translate(classes)
+        if b"?" in marked:
+            digits = -1  # not a word
+        else:
+            digits = marked.count(b"0")
+            if dotted and digits and b"." in marked:
+                digits = -1
+        if 4 < digits <= limit:
+            return 0 if b"xox" in shape else 1
+        if shape and not shape.isdigit() and shape.translate(_UUID_MASK).strip(b"x") == b"":  # a hex id
+            return 1
+        if 0 <= digits <= limit and b"xox" not in shape:
+            return 2
+        return 0
+
+    # Verdicts by shape: the UTF-8 bytes with every digit written as "0".  No rule
+    # here looks at which digits a string holds, only where they are, so paths
+    # differing by an id share one verdict (one translate and a dict lookup).
+    shapes: dict[bytes, int] = {}
+
     def quiet(value: Any) -> bool:
         kind = type(value)
         if kind is not str:
@@ -203,21 +226,17 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
             return False
         if len(data) == 36 and data.translate(_UUID_MASK) == _UUID_SHAPE:
             return True
-        marked = data.translate(classes)
-        if b"?" in marked:
-            digits = -1  # not a word
-        else:
-            digits = marked.count(b"0")
-            if dotted and digits and b"." in marked:
-                digits = -1
-        if 4 < digits <= limit:
-            return "xox" not in value
-        if data and not data.isdigit() and data.translate(_UUID_MASK).strip(b"x") == b"":  # a hex id
-            return True
-        if 0 <= digits <= limit and "xox" not in value:
+        shape = data.translate(_DIGITS_AS_ZERO)
+        found = shapes.get(shape)
+        if found is None:
+            found = verdict(shape)
+            if len(shape) <= _CACHE_MAX_LEN:
+                if len(shapes) >= _CACHE_LIMIT:
+                    shapes.clear()
+                shapes[shape] = found
+        if found == 2:
             remember(value)
-            return True
-        return False
+        return found != 0
 
     return quiet
 

@@ -199,6 +199,29 @@ def test_quiet_test_agrees_with_its_regular_expression(text: str) -> None:
     _assert_quiet_test_is_the_reference(text)
 
 
+_SHARED_REMEMBERED: list[Any] = []
+# One test per level kept across examples: later strings of a shape already seen take the remembered verdict.
+_SHARED_QUIET = [_quiet_test(rank, _SHARED_REMEMBERED.append) for rank in range(4)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shape=st.text("0123456789abcdefxo./{}-A", min_size=1, max_size=30),
+    fills=st.lists(st.text("0123456789", min_size=30, max_size=30), min_size=2, max_size=4),
+)
+def test_strings_of_one_shape_get_the_verdict_of_the_reference(shape: str, fills: list[str]) -> None:
+    # The same string with other digits in the same places: one cached verdict must fit them all.
+    for fill in fills:
+        digits = iter(fill)
+        text = "".join(next(digits) if ch.isdigit() else ch for ch in shape)
+        for rank, fullmatch in enumerate(_QUIET_REFERENCE):
+            match = fullmatch(text)
+            quiet = match is not None and "xox" not in text
+            _SHARED_REMEMBERED.clear()
+            assert _SHARED_QUIET[rank](text) is quiet, (rank, text)
+            assert _SHARED_REMEMBERED == ([text] if quiet and match.lastindex is None else []), (rank, text)  # type: ignore[union-attr]
+
+
 def test_quiet_test_agrees_with_its_regular_expression_on_every_one_char_change_of_a_uuid() -> None:
     for base in (_UUID, _DIGIT_UUID, _UUID.upper(), "abcdefab-abcd-abcd-abcd-abcdefabcdef"):
         _assert_quiet_test_is_the_reference(base)
