@@ -173,8 +173,8 @@ _WORD_LIMITS = (sys.maxsize, 8, 6)  # most digits in a quiet word, per level (ca
 _HEX_DIGITS = b"0123456789abcdef"
 _UUID_SHAPE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 _UUID_MASK = bytes(120 if c in _HEX_DIGITS else 45 if c == 45 else 63 for c in range(256))  # hex digit -> "x"
-_WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"
-_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else c for c in range(256))  # the word characters but digits and "."
+_WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"  # the word characters but digits and "."
+_DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else c for c in range(256))  # a string's shape: every digit "0"
 
 
 def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], bool]:
