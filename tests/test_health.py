@@ -204,6 +204,29 @@ async def test_external_api_hang_times_out_and_keeps_one_thread(tel: Telemetry) 
         silent.close()
 
 
+async def test_external_api_client_timeout_is_reported_as_a_timeout(tel: Telemetry) -> None:
+    # requests' read timeout can fire just before the attempt's own wait does;
+    # the result must not depend on which of the two noticed first.
+    silent = SilentServer()
+    try:
+        check = ExternalAPIHealthCheck(f"http://127.0.0.1:{silent.port}/")
+        with pytest.raises(TimeoutError, match=r"^no answer within 0.2s$"):
+            await check.probe(0.2)
+        service = tel.service(timeout=5.0, retries=0)
+
+        class ClientTimesOutFirst(ExternalAPIHealthCheck):
+            async def probe(self, timeout: float) -> dict:
+                return await super().probe(0.2)
+
+        service.add("api", ClientTimesOutFirst(f"http://127.0.0.1:{silent.port}/"))
+        result = await service.check_dependency("api")
+        assert (result.status, result.error_type, result.message) == (
+            HealthStatus.UNHEALTHY, "timeout", "no answer within 0.2s"
+        )
+    finally:
+        silent.close()
+
+
 async def test_external_api_refused(tel: Telemetry) -> None:
     service = tel.service()
     service.add("api", ExternalAPIHealthCheck(f"http://127.0.0.1:{closed_port()}/"))

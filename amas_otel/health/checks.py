@@ -349,9 +349,12 @@ class ExternalAPIHealthCheck(HealthCheck):
         if self._session is None:
             self._session = requests.Session()
         started = time.perf_counter()
-        response = self._session.get(
-            self._url, headers=self._headers, timeout=timeout, verify=self._verify, allow_redirects=False
-        )
+        try:
+            response = self._session.get(
+                self._url, headers=self._headers, timeout=timeout, verify=self._verify, allow_redirects=False
+            )
+        except requests.Timeout:
+            raise TimeoutError(f"no answer within {timeout:g}s") from None
         response.close()
         observed = {
             "url": safe_url(self._url),

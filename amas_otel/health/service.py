@@ -174,8 +174,8 @@ class _Registration:
     timeout: float | None
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(TimeoutError):
+    """The attempt's wait ran out (the probe itself may still be running)."""
 
 
 def _consume(task: asyncio.Future) -> None:
@@ -508,7 +508,9 @@ class HealthCheckService:
 
 
 def _error_type(error: BaseException) -> str:
-    return "timeout" if isinstance(error, _Timeout) else type(error).__qualname__
+    # A probe's own client timeout and the attempt's wait race to notice the
+    # same silent dependency; either way it is reported as one kind.
+    return "timeout" if isinstance(error, TimeoutError) else type(error).__qualname__
 
 
 def _result(
@@ -523,7 +525,10 @@ def _result(
     if error is not None:
         status = HealthStatus.UNHEALTHY
         error_type = _error_type(error)
-        message = str(error) if isinstance(error, _Timeout) else f"{type(error).__name__}: {error}"
+        if isinstance(error, TimeoutError):
+            message = str(error) or "timed out"
+        else:
+            message = f"{type(error).__name__}: {error}"
         if attempts > 1:
             message += f" (after {attempts} attempts)"
     else:
