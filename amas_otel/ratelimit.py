@@ -368,6 +368,85 @@ def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
     return hops[0] if hops else peer
 
 
+_Headers = tuple[tuple[bytes, bytes], ...]
+
+# Health probes and scrapes are never limited unless the caller says otherwise.
+_EXEMPT_PATHS = ("/health", "/metrics")
+
+
+class _RateLimitGate:
+    """One limit as each request meets it, for whichever middleware applies it:
+    which paths are exempt, the client's key, the decision, the ``RateLimit-*``
+    headers and the 429 answer.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter | RedisRateLimiter,
+        exempt_paths: Iterable[str],
+        trusted_proxies: Iterable[str],
+        key_func: Callable[[Scope, str], Hashable] | None = None,
+    ) -> None:
+        self.limiter = limiter
+        paths = tuple(p.rstrip("/") or "/" for p in exempt_paths)
+        self._exact = frozenset(paths)
+        self._prefixes = tuple(p + "/" for p in paths if p != "/")
+        self._trusted = _networks(trusted_proxies)
+        self._key_func = key_func
+        # The in-memory limiter decides without I/O: called directly, no coroutine per request.
+        self._check = limiter.check if type(limiter).acheck is RateLimiter.acheck else None
+        # The last headers sent, by their numbers: a bucket that refills faster than it is
+        # drained gives the same three numbers on every request.
+        self._last_headers: tuple[tuple[int, int, int], _Headers] = ((-1, -1, -1), ())
+
+    def exempt(self, path: str) -> bool:
+        """True when ``path`` is never limited."""
+        return path in self._exact or path.startswith(self._prefixes)
+
+    async def admit(self, scope: Scope, send: Send) -> _Headers | None:
+        """Take a token for ``scope``'s client.
+
+        Returns the ``RateLimit-*`` headers the response must carry, or None
+        once the request has been answered 429 through ``send``.
+        """
+        key: Hashable = client_address(scope, self._trusted)
+        if self._key_func is not None:
+            key = self._key_func(scope, key)
+        decision = self._check(key) if self._check is not None else await self.limiter.acheck(key)
+        headers = self._headers(decision)
+        if decision.allowed:
+            return headers
+        seconds = max(math.ceil(decision.retry_after), 1)
+        await send_error(
+            send,
+            429,
+            "rate_limited",
+            "Too many requests",
+            scope=scope,
+            headers=[(b"retry-after", str(seconds).encode()), *headers],
+            retry_after=seconds,
+        )
+        return None
+
+    def _headers(self, decision: RateLimitDecision) -> _Headers:
+        numbers = (decision.limit, decision.remaining, math.ceil(decision.reset))
+        last = self._last_headers
+        if last[0] == numbers:
+            return last[1]
+        headers = (
+            (b"ratelimit-limit", b"%d" % numbers[0]),
+            (b"ratelimit-remaining", b"%d" % numbers[1]),
+            (b"ratelimit-reset", b"%d" % numbers[2]),
+        )
+        self._last_headers = (numbers, headers)
+        return headers
+
+
+def _with_limit_headers(message: MutableMapping[str, Any], headers: _Headers) -> None:
+    """Append ``headers`` to an ``http.response.start`` message, after the application's own."""
+    message["headers"] = [*message.get("headers", ()), *headers]
+
+
 class RateLimitMiddleware:
     """Pure ASGI middleware applying ``limiter`` per client address.
 
@@ -383,63 +462,29 @@ class RateLimitMiddleware:
         app: Any,
         limiter: RateLimiter | RedisRateLimiter,
         *,
-        exempt_paths: Iterable[str] = ("/health", "/metrics"),
+        exempt_paths: Iterable[str] = _EXEMPT_PATHS,
         trusted_proxies: Iterable[str] = (),
         key_func: Callable[[Scope, str], Hashable] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
-        paths = tuple(p.rstrip("/") or "/" for p in exempt_paths)
-        self._exact = frozenset(paths)
-        self._prefixes = tuple(p + "/" for p in paths if p != "/")
-        self._trusted = _networks(trusted_proxies)
-        self._key_func = key_func
-        # The in-memory limiter decides without I/O: called directly, no coroutine per request.
-        self._check = limiter.check if type(limiter).acheck is RateLimiter.acheck else None
-        # The last headers sent, by their numbers: a bucket that refills faster than it is
-        # drained gives the same three numbers on every request.
-        self._last_headers: tuple[tuple[int, int, int], tuple[tuple[bytes, bytes], ...]] = ((-1, -1, -1), ())
+        self._gate = _RateLimitGate(limiter, exempt_paths, trusted_proxies, key_func)
 
     def exempt(self, path: str) -> bool:
         """True when ``path`` is never limited."""
-        return path in self._exact or path.startswith(self._prefixes)
+        return self._gate.exempt(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.exempt(scope["path"]):
+        if scope["type"] != "http" or self._gate.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        key: Hashable = client_address(scope, self._trusted)
-        if self._key_func is not None:
-            key = self._key_func(scope, key)
-        decision = self._check(key) if self._check is not None else await self.limiter.acheck(key)
-        allowed, limit, remaining, retry_after, reset = decision
-        numbers = (limit, remaining, math.ceil(reset))
-        last = self._last_headers
-        if last[0] == numbers:
-            headers = last[1]
-        else:
-            headers = (
-                (b"ratelimit-limit", b"%d" % numbers[0]),
-                (b"ratelimit-remaining", b"%d" % numbers[1]),
-                (b"ratelimit-reset", b"%d" % numbers[2]),
-            )
-            self._last_headers = (numbers, headers)
-        if not allowed:
-            seconds = max(math.ceil(retry_after), 1)
-            await send_error(
-                send,
-                429,
-                "rate_limited",
-                "Too many requests",
-                scope=scope,
-                headers=[(b"retry-after", str(seconds).encode()), *headers],
-                retry_after=seconds,
-            )
+        headers = await self._gate.admit(scope, send)
+        if headers is None:
             return
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
+                _with_limit_headers(message, headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
