@@ -13,8 +13,11 @@ wires, outermost first:
    ``tracing="otel"`` uses OpenTelemetry's ``FastAPIInstrumentor`` for the
    spans instead (with ``exclude_spans=["receive", "send"]`` and its own HTTP
    metrics off).  Either way one place records the duration, so Prometheus
-   never sees two families of that name.
-2. Rate limiting (:class:`amas_otel.ratelimit.RateLimitMiddleware`), when a limiter is given.
+   never sees two families of that name.  Rate limiting, when a limiter is
+   given, is applied from within this layer too, once the correlation id and
+   the span exist: a 429 carries both and is recorded like any response, and
+   no extra layer or ``send`` wrapper is paid per request.  (Standalone, the
+   same limiting is :class:`amas_otel.ratelimit.RateLimitMiddleware`.)
 
 plus the health router (``amas_otel.health.health_router``), the metrics
 endpoint (Prometheus text at ``PROMETHEUS_METRICS_PATH``) and exception
@@ -51,7 +54,14 @@ from amas_otel.logging import (
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
 from amas_otel.tracing import _set_valid_attributes
-from amas_otel.ratelimit import RateLimiter, RateLimitExceeded, RateLimitMiddleware, RedisRateLimiter
+from amas_otel.ratelimit import (
+    _EXEMPT_PATHS,
+    RateLimiter,
+    RateLimitExceeded,
+    RedisRateLimiter,
+    _RateLimitGate,
+    _with_limit_headers,
+)
 
 __all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
 
@@ -98,6 +108,11 @@ class RequestTelemetryMiddleware:
       (another layer records the metric).
     * ``log_requests``: ``"all"`` (one line per request), ``"errors"`` (5xx and
       unhandled exceptions) or ``"none"``.
+    * ``rate_limiter`` (optional): what :class:`amas_otel.ratelimit.RateLimitMiddleware`
+      does with ``exempt_paths=rate_limit_exempt_paths`` and ``trusted_proxies``,
+      folded in — decided after the correlation id and the span are set up, so
+      a 429 carries ``X-Correlation-ID`` and is recorded on the span, in the
+      duration histogram and in the logs like any response.
     * An unexpected exception is recorded on the span, counted in
       ``amas.errors`` and answered with a JSON 500 carrying only the correlation id.
     """
@@ -111,6 +126,9 @@ class RequestTelemetryMiddleware:
         log_requests: str = "errors",
         record_body_sizes: bool = False,
         correlation_header: str | None = None,
+        rate_limiter: RateLimiter | RedisRateLimiter | None = None,
+        rate_limit_exempt_paths: Iterable[str] = _EXEMPT_PATHS,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         if log_requests not in _LOG_MODES:
             raise ValueError(f"log_requests must be one of {', '.join(_LOG_MODES)}, got {log_requests!r}")
@@ -125,6 +143,9 @@ class RequestTelemetryMiddleware:
         # HTTP requests get their id here; websocket connections go through CorrelationMiddleware.
         self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
         self._id_name = _header_name(correlation_header) if correlation_header else b""
+        self._rate_limit = (
+            _RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
+        )
 
     def _get_logger(self) -> Any:
         if self._logger is None:
@@ -159,12 +180,16 @@ class RequestTelemetryMiddleware:
             if current.is_recording():
                 current.set_attribute(CORRELATION_ID, correlation_id)
         token = otel_context.attach(ctx) if ctx is not None else None
+        rate_limit = self._rate_limit
+        limit_headers: tuple[tuple[bytes, bytes], ...] | None = ()
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             nonlocal status, sent, started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
+                if limit_headers:
+                    _with_limit_headers(message, limit_headers)
                 if correlation_id is not None:
                     message = _with_header(message, id_header)
             elif sizes and message["type"] == "http.response.body":
@@ -173,7 +198,11 @@ class RequestTelemetryMiddleware:
 
         failure: Exception | None = None
         try:
-            await self.app(scope, receive, send_wrapper)
+            # Inside the try: a limiter that raises (Redis with fail_open=False) gets the JSON 500.
+            if rate_limit is not None and not rate_limit.exempt(scope["path"]):
+                limit_headers = await rate_limit.admit(scope, send_wrapper)
+            if limit_headers is not None:  # None: refused, the 429 is sent
+                await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             failure = exc
             if span is not None:
@@ -479,15 +508,8 @@ def instrument_app(
         tracing = "off"
     _disable_native_telemetry(app)
 
-    # Innermost first: Starlette puts each added middleware outside the previous one.
-    if rate_limiter is not None:
-        exempt = tuple(rate_limit_exempt_paths) if rate_limit_exempt_paths is not None else (
-            health_prefix,
-            *([metrics_path] if metrics_path else []),
-        )
-        app.add_middleware(
-            RateLimitMiddleware, limiter=rate_limiter, exempt_paths=exempt, trusted_proxies=tuple(trusted_proxies)
-        )
+    if rate_limit_exempt_paths is None:
+        rate_limit_exempt_paths = (health_prefix, *([metrics_path] if metrics_path else []))
     tracer = None
     if tracing == "lean":
         from amas_otel import __version__
@@ -500,6 +522,9 @@ def instrument_app(
         log_requests=log_requests,
         record_body_sizes=record_body_sizes,
         correlation_header=CORRELATION_HEADER if correlation else None,
+        rate_limiter=rate_limiter,
+        rate_limit_exempt_paths=tuple(rate_limit_exempt_paths),
+        trusted_proxies=tuple(trusted_proxies),
     )
 
     _install_handlers(app, service)

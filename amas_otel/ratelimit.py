@@ -15,6 +15,8 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
 * :class:`RateLimitMiddleware` — pure ASGI; 429 with ``Retry-After`` and
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
   client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
+  Standalone: :func:`amas_otel.fastapi.instrument_app` applies the same limit
+  (the same code, ``_RateLimitGate``) from within its telemetry layer instead.
 """
 
 from __future__ import annotations
@@ -375,9 +377,12 @@ _EXEMPT_PATHS = ("/health", "/metrics")
 
 
 class _RateLimitGate:
-    """One limit as each request meets it, for whichever middleware applies it:
-    which paths are exempt, the client's key, the decision, the ``RateLimit-*``
-    headers and the 429 answer.
+    """One limit as each request meets it, for whichever middleware applies it.
+
+    :class:`RateLimitMiddleware` (a layer of its own) and
+    :class:`amas_otel.fastapi.RequestTelemetryMiddleware` (folded into its one
+    layer) both go through here: which paths are exempt, the client's key,
+    the decision, the ``RateLimit-*`` headers and the 429 answer.
     """
 
     def __init__(
@@ -455,6 +460,10 @@ class RateLimitMiddleware:
     ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``.
     Paths equal to or under ``exempt_paths`` (health, metrics) are never limited.
     ``key_func(scope, client_address)`` may choose another key (an API key, a user).
+
+    :func:`amas_otel.fastapi.instrument_app` does not add this layer: it hands
+    the limiter to ``RequestTelemetryMiddleware``, which applies it the same way
+    from within its own layer.
     """
 
     def __init__(

@@ -307,6 +307,174 @@ def test_untrusted_forwarded_for_is_ignored(telemetry: _Telemetry) -> None:
     assert statuses == [200, 429, 429]
 
 
+def test_a_refused_request_is_one_response_with_every_header_and_recorded(telemetry: _Telemetry) -> None:
+    # The limit is decided inside the telemetry layer, after the correlation id and the span:
+    # the 429 carries the id (header and body) and the limit headers, and is recorded like any response.
+    limiter = RateLimiter(requests_per_minute=6, burst_size=1)
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, rate_limiter=limiter)
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        allowed = client.get("/items/1", headers={"X-Correlation-ID": "ok-1"})
+        refused = client.get("/items/1", headers={"X-Correlation-ID": "c-429"})
+    assert allowed.status_code == 200
+    # After the application's own headers: the limit's, then the correlation id.
+    assert [name for name, _ in allowed.headers.raw][-4:] == [
+        b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset", b"x-correlation-id"
+    ]
+    assert (allowed.headers["ratelimit-limit"], allowed.headers["ratelimit-remaining"]) == ("1", "0")
+    assert refused.status_code == 429
+    assert [(name, value) for name, value in refused.headers.raw][-7:] == [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(refused.content)).encode()),
+        (b"retry-after", b"10"),
+        (b"ratelimit-limit", b"1"),
+        (b"ratelimit-remaining", b"0"),
+        (b"ratelimit-reset", b"10"),
+        (b"x-correlation-id", b"c-429"),
+    ]
+    assert refused.json() == {"error": "rate_limited", "message": "Too many requests", "correlation_id": "c-429", "retry_after": 10}
+    spans = telemetry.spans.get_finished_spans()
+    assert [s.attributes["http.response.status_code"] for s in spans] == [200, 429]
+    assert spans[1].name == "GET" and spans[1].attributes["amas.correlation.id"] == "c-429"
+    statuses = {
+        s["labels"]["http_response_status_code"]: s["value"]["count"]
+        for s in telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
+    }
+    assert statuses == {"200": 1.0, "429": 1.0}
+
+
+def _layers(app: Any) -> list[Any]:
+    layers, layer = [], app.build_middleware_stack()
+    while layer is not None:
+        layers.append(layer)
+        layer = getattr(layer, "app", None)
+    return layers
+
+
+def test_instrument_app_applies_the_limit_within_its_one_layer(telemetry: _Telemetry) -> None:
+    from amas_otel.ratelimit import RateLimitMiddleware
+
+    app = instrument_app(
+        _build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, rate_limiter=RateLimiter()
+    )
+    assert [m.cls for m in app.user_middleware] == [RequestTelemetryMiddleware]
+    layers = _layers(app)
+    assert not any(isinstance(layer, RateLimitMiddleware) for layer in layers)
+    assert sum(isinstance(layer, RequestTelemetryMiddleware) for layer in layers) == 1
+
+
+def _outside_instrumented_app() -> FastAPI:
+    app = _build_app()
+    app._is_instrumented_by_opentelemetry = True  # as opentelemetry-instrument leaves it
+    return app
+
+
+@pytest.mark.parametrize(
+    ("build", "tracing"),
+    [(_build_app, "lean"), (_build_app, "otel"), (_build_app, "off"), (_outside_instrumented_app, "lean")],
+    ids=["lean", "otel", "off", "instrumented-from-outside"],
+)
+def test_every_tracing_mode_still_limits(telemetry: _Telemetry, build: Any, tracing: str) -> None:
+    limiter = RateLimiter(requests_per_minute=6, burst_size=1)
+    app = instrument_app(
+        build(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, tracing=tracing, rate_limiter=limiter
+    )
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        responses = [client.get("/items/1") for _ in range(2)]
+        health = [client.get("/health/live") for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 429]
+    assert responses[1].headers["retry-after"] == "10" and "x-correlation-id" in responses[1].headers
+    assert responses[0].headers["ratelimit-remaining"] == "0"
+    assert [r.status_code for r in health] == [200, 200]
+    assert not any(name.startswith("ratelimit") for r in health for name in r.headers)
+
+
+def test_a_failing_limiter_is_answered_500_with_the_correlation_id(telemetry: _Telemetry) -> None:
+    from amas_otel.ratelimit import RedisRateLimiter
+
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", fail_open=False)  # nobody listens
+    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, rate_limiter=limiter)
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        failed = client.get("/items/1", headers={"X-Correlation-ID": "c-500"})
+    assert failed.status_code == 500 and failed.headers["x-correlation-id"] == "c-500"
+    assert failed.json() == {"error": "internal_error", "message": "Internal server error", "correlation_id": "c-500"}
+    [span] = telemetry.spans.get_finished_spans()
+    assert span.attributes["http.response.status_code"] == 500 and span.events[0].name == "exception"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _plain_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_folded_limit_answers_exactly_as_the_separate_layer() -> None:
+    # RequestTelemetryMiddleware(rate_limiter=...) against the same middleware
+    # wrapped around RateLimitMiddleware: the same messages for allowed, refused,
+    # exempt and forwarded requests, the same counts of each message.
+    from amas_otel.ratelimit import RateLimitMiddleware
+
+    def folded(clock: _Clock) -> Any:
+        limiter = RateLimiter(requests_per_minute=60, burst_size=2, clock=clock)
+        return RequestTelemetryMiddleware(
+            _plain_app, None, correlation_header="X-Correlation-ID",
+            rate_limiter=limiter, rate_limit_exempt_paths=["/health"], trusted_proxies=["10.0.0.0/8"],
+        )
+
+    def layered(clock: _Clock) -> Any:
+        limiter = RateLimiter(requests_per_minute=60, burst_size=2, clock=clock)
+        inner = RateLimitMiddleware(_plain_app, limiter, exempt_paths=["/health"], trusted_proxies=["10.0.0.0/8"])
+        return RequestTelemetryMiddleware(inner, None, correlation_header="X-Correlation-ID")
+
+    def requests_through(middleware: Any, clock: _Clock) -> list[Any]:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def run() -> None:
+            for i, (path, peer, forwarded, advance) in enumerate(
+                [
+                    ("/a", "198.51.100.7", None, 0.0),
+                    ("/a", "198.51.100.7", None, 0.0),
+                    ("/a", "198.51.100.7", None, 0.0),  # refused
+                    ("/health/live", "198.51.100.7", None, 0.0),  # exempt
+                    ("/a", "10.0.0.1", b"203.0.113.5", 0.0),  # another client behind a trusted proxy
+                    ("/a", "198.51.100.7", None, 1.0),  # a token back
+                ]
+            ):
+                clock.now += advance
+                headers = [(b"x-correlation-id", b"c-%d" % i)] + ([(b"x-forwarded-for", forwarded)] if forwarded else [])
+                scope = {"type": "http", "method": "GET", "path": path, "client": (peer, 5555), "headers": headers}
+                await middleware(scope, None, send)
+            await middleware({"type": "websocket", "path": "/a", "client": ("198.51.100.7", 1), "headers": []}, None, send)
+
+        asyncio.run(run())
+        return sent
+
+    clock_a, clock_b = _Clock(), _Clock()
+    got = requests_through(folded(clock_a), clock_a)
+    assert got == requests_through(layered(clock_b), clock_b)
+    assert [m["status"] for m in got if m["type"] == "http.response.start"] == [200, 200, 429, 200, 200, 200]
+    assert got[0]["headers"] == [
+        (b"content-type", b"text/plain"),
+        (b"ratelimit-limit", b"2"),
+        (b"ratelimit-remaining", b"1"),
+        (b"ratelimit-reset", b"1"),
+        (b"x-correlation-id", b"c-0"),
+    ]
+    assert got[6]["headers"][-1] == (b"x-correlation-id", b"c-3") and not any(
+        name.startswith(b"ratelimit") for name, _ in got[6]["headers"]
+    )
+
+
 def test_otel_instrumentor_mode_is_lean_and_records_once(telemetry: _Telemetry) -> None:
     app = instrument_app(
         _build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, tracing="otel"
