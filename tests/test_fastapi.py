@@ -34,6 +34,7 @@ from amas_otel.ratelimit import RateLimiter, RateLimitExceeded
 from tests.conftest import PYTHON, REPO, free_port, python_env
 from tests.support.asgi_server import serve
 from tests.test_metrics import promtool_check
+from tests.test_ratelimit import _Clock
 
 SECRET = "hunter2-Secret!"
 
@@ -399,14 +400,6 @@ def test_a_failing_limiter_is_answered_500_with_the_correlation_id(telemetry: _T
     assert failed.json() == {"error": "internal_error", "message": "Internal server error", "correlation_id": "c-500"}
     [span] = telemetry.spans.get_finished_spans()
     assert span.attributes["http.response.status_code"] == 500 and span.events[0].name == "exception"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _plain_app(scope: Any, receive: Any, send: Any) -> None:
