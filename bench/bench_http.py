@@ -11,6 +11,10 @@ rounds interleaved (other load on a shared machine hits every variant alike):
 * amas-otel-instrument   — amas-otel's launcher, same app
 * instrument_app         — the app calling amas_otel.configure() + instrument_app()
                            (traces, metrics, rate limiting, correlation, logging)
+* one SDK span (by hand) — bench/_sdk_span_app.py: the bare app plus one server
+                           span per request written straight against the SDK
+                           (BatchSpanProcessor + OTLPSpanExporter), nothing else:
+                           the floor any traced variant stands on
 
 Every variant serves the same app and writes the same log lines: LOG_LEVEL=INFO,
 one JSON line per request on stderr (to a file here); bare and the stock distro
@@ -124,6 +128,7 @@ def _variants(sink_port: int) -> list[tuple[str, list[str] | None, dict[str, str
             "" if amas else "amas-otel-instrument not found (the launcher is not installed yet)",
         ),
         ("instrument_app", uvicorn, {**base, "AMAS_EXAMPLE_INSTRUMENT": "1"}, ""),
+        ("one SDK span (by hand)", [*uvicorn[:3], "bench._sdk_span_app:app", *uvicorn[4:]], {**base, "AMAS_EXAMPLE_INSTRUMENT": "0"}, ""),
     ]
 
 
