@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOnExemplarFilter
+from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
 from prometheus_client import CollectorRegistry
 
 from amas_otel.metrics import MetricsService, metric_views
@@ -160,7 +160,7 @@ def _points(reader: InMemoryMetricReader) -> dict[tuple, tuple]:
     return found
 
 
-@pytest.mark.parametrize("exemplar_filter", [None, AlwaysOnExemplarFilter()])
+@pytest.mark.parametrize("exemplar_filter", [None, AlwaysOnExemplarFilter(), AlwaysOffExemplarFilter()])
 def test_bound_http_recording_equals_the_sdk_public_path(exemplar_filter: Any) -> None:
     durations = [0.001 * (i % 13) + 0.0004 * i for i in range(300)]
     keys = [("GET", "/a", 200), ("POST", "/b/{id}", 201), ("GET", "/a", 503), ("BREW", "", 404)]
@@ -175,7 +175,7 @@ def test_bound_http_recording_equals_the_sdk_public_path(exemplar_filter: Any) -
     found = _points(fast)
     assert len(found) == 4
     assert found == _points(public)
-    if exemplar_filter is None:  # measurements went to the bound aggregations, not through the public path
+    if not isinstance(exemplar_filter, AlwaysOnExemplarFilter):  # measurements went to the bound aggregations, not through the public path
         assert all(bound._targets for bound in service._http_attrs.values())
 
 
@@ -191,3 +191,80 @@ def test_bound_http_recording_with_a_delta_reader_loses_nothing() -> None:
             service.record_http_request("GET", "/a", 200, 0.01)
         counts.append([point[0] for point in _points(delta).values()])
     assert counts == [[5], [5], [5]]
+
+
+def _fast_and_public(**provider_options: Any) -> tuple[MetricsService, Any, InMemoryMetricReader, InMemoryMetricReader]:
+    """A service on one reader, and the same histogram on another for the SDK's public path."""
+    fast, public = InMemoryMetricReader(), InMemoryMetricReader()
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[fast], **provider_options), system_metrics=False)
+    histogram = MetricsService(meter_provider=MeterProvider(metric_readers=[public], **provider_options), system_metrics=False)._http_duration
+    return service, histogram, fast, public
+
+
+def test_bound_http_recording_samples_exemplars_under_a_sampled_span_only() -> None:
+    from opentelemetry import context, trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    service, histogram, fast, public = _fast_and_public()  # the SDK's default trace-based exemplar filter
+    unsampled = trace.set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(0))))
+    tracer = TracerProvider().get_tracer("test")
+    for value in (0.01, 0.02, 0.03):  # binds on the first measurement, then a fast one
+        service.record_http_request("GET", "/a", 200, value)
+    token = context.attach(unsampled)
+    try:
+        service.record_http_request("GET", "/a", 200, 0.04)
+    finally:
+        context.detach(token)
+    with tracer.start_as_current_span("request"):
+        service.record_http_request("GET", "/a", 200, 0.05)
+    attributes = service._http_attrs[("GET", "/a", 200)].attributes
+    for value in (0.01, 0.02, 0.03, 0.04):
+        histogram.record(value, attributes)
+    with tracer.start_as_current_span("request"):
+        histogram.record(0.05, attributes)
+    found = _points(fast)
+    assert [point[-1] for point in found.values()] == [1]  # the sampled span's measurement only
+    assert found == _points(public)
+    assert service._http_attrs[("GET", "/a", 200)]._targets
+
+
+def test_bound_http_recording_follows_the_meter_being_disabled_and_enabled_again() -> None:
+    from opentelemetry.sdk.metrics._internal import _default_meter_configurator, _disable_meter_configurator
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    service = MetricsService(meter_provider=provider, system_metrics=False)
+    for _ in range(3):
+        service.record_http_request("GET", "/a", 200, 0.01)
+    assert service._http_attrs[("GET", "/a", 200)]._targets
+    provider._set_meter_configurator(meter_configurator=_disable_meter_configurator)
+    for _ in range(4):
+        service.record_http_request("GET", "/a", 200, 0.01)
+    provider._set_meter_configurator(meter_configurator=_default_meter_configurator)
+    service.record_http_request("GET", "/a", 200, 0.01)
+    assert [point[0] for point in _points(reader).values()] == [4]
+
+
+def test_fast_measurement_equals_the_sdk_constructed_one() -> None:
+    from opentelemetry.context import get_current
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+
+    from amas_otel import metrics as module
+
+    histogram = MetricsService(meter_provider=MeterProvider(), system_metrics=False)._http_duration
+    made = module._new_measurement(0.25, 123, histogram, get_current())
+    expected = Measurement(0.25, 123, histogram, get_current())
+    assert module._new_measurement is not Measurement  # the installed SDK matched: the cheap construction is in use
+    assert type(made) is Measurement and made == expected and vars(made) == vars(expected)
+
+
+def test_bound_http_recording_to_two_readers_equals_the_sdk_public_path() -> None:
+    first, second, public = InMemoryMetricReader(), InMemoryMetricReader(), InMemoryMetricReader()
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[first, second]), system_metrics=False)
+    histogram = MetricsService(meter_provider=MeterProvider(metric_readers=[public]), system_metrics=False)._http_duration
+    for value in (0.001, 0.2, 3.0, 0.04):
+        service.record_http_request("PUT", "/c", 204, value)
+        histogram.record(value, service._http_attrs[("PUT", "/c", 204)].attributes)
+    assert len(service._http_attrs[("PUT", "/c", 204)]._targets) == 2
+    assert _points(first) == _points(second) == _points(public)
