@@ -49,7 +49,7 @@ from amas_otel.logging import (
     _context_with,
     _header_name,
     _request_correlation_id,
-    _with_header,
+    _with_headers,
 )
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
@@ -60,7 +60,6 @@ from amas_otel.ratelimit import (
     RateLimitExceeded,
     RedisRateLimiter,
     _RateLimitGate,
-    _with_limit_headers,
 )
 
 __all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
@@ -188,10 +187,11 @@ class RequestTelemetryMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                if limit_headers:
-                    _with_limit_headers(message, limit_headers)
+                # One new header list for both: the application's, RateLimit-*, X-Correlation-ID.
                 if correlation_id is not None:
-                    message = _with_header(message, id_header)
+                    message = _with_headers(message, (*limit_headers, id_header), id_header[0])
+                elif limit_headers:
+                    message = _with_headers(message, limit_headers)
             elif sizes and message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)

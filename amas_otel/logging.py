@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -285,11 +285,11 @@ class CorrelationMiddleware:
             return
         correlation_id = _request_correlation_id(scope.get("headers") or (), self._header)
         header = self._header
-        encoded = correlation_id.encode("latin-1")
+        added = ((header, correlation_id.encode("latin-1")),)
 
         async def send_with_header(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = _with_header(message, (header, encoded))
+                message = _with_headers(message, added, header)
             await send(message)
 
         # What ``LoggingContext(correlation_id=...)`` does, without the object.
@@ -332,12 +332,37 @@ def _request_correlation_id(headers: Iterable[tuple[bytes, bytes]], header: byte
     return _new_correlation_id()
 
 
-def _with_header(message: MutableMapping[str, Any], header: tuple[bytes, bytes]) -> MutableMapping[str, Any]:
-    """``message`` (an ``http.response.start``) with ``header`` replacing any header of that name."""
-    name = header[0]
-    headers = [(k, v) for k, v in message.get("headers") or () if k.lower() != name]
-    headers.append(header)
-    return {**message, "headers": headers}
+_Header = tuple[bytes, bytes]
+
+
+def _with_headers(
+    message: MutableMapping[str, Any], added: Sequence[_Header], replaced: bytes = b""
+) -> MutableMapping[str, Any]:
+    """``message`` (an ``http.response.start``) with ``added`` after the application's headers.
+
+    ``replaced`` (a lower-cased name, e.g. the correlation header's) drops the
+    application's own headers of that name, in any case: the added one replaces
+    them rather than going out twice.  The one place response headers are
+    added: CorrelationMiddleware, RateLimitMiddleware and the request
+    middleware (RateLimit-* and the correlation header in one list).
+
+    A copy, not ``message`` changed in place: an application may send the same
+    dict on every response (or from concurrent requests), and changed in place
+    it would carry one request's headers into the next; copying a three-key
+    dict costs a few hundred instructions.
+    """
+    headers = message.get("headers") or ()
+    if replaced:
+        # ASGI does not promise lower-cased names from an application, so any case
+        # must match; lower() (an allocation) only for names of the right length.
+        size = len(replaced)
+        for name, _ in headers:
+            if len(name) == size and name.lower() == replaced:
+                headers = [h for h in headers if h[0].lower() != replaced]
+                break
+    copy = dict(message)
+    copy["headers"] = [*headers, *added]
+    return copy
 
 
 def _new_correlation_id() -> str:

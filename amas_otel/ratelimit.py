@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from opentelemetry import metrics
 
 from amas_otel.errors import send_error
+from amas_otel.logging import _with_headers
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REJECTIONS
 
 __all__ = [
@@ -447,11 +448,6 @@ class _RateLimitGate:
         return headers
 
 
-def _with_limit_headers(message: MutableMapping[str, Any], headers: _Headers) -> None:
-    """Append ``headers`` to an ``http.response.start`` message, after the application's own."""
-    message["headers"] = [*message.get("headers", ()), *headers]
-
-
 class RateLimitMiddleware:
     """Pure ASGI middleware applying ``limiter`` per client address.
 
@@ -493,7 +489,7 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                _with_limit_headers(message, headers)
+                message = _with_headers(message, headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

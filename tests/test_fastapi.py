@@ -468,6 +468,60 @@ def test_folded_limit_answers_exactly_as_the_separate_layer() -> None:
     )
 
 
+# One response-start dict sent on every response, its header names in the application's own case.
+_SHARED_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"X-Correlation-ID", b"from-app"), (b"Content-Type", b"text/plain"), (b"x-correlation-id", b"again")],
+}
+
+
+async def _app_sending_its_own_correlation_header(scope: Any, receive: Any, send: Any) -> None:
+    await send(_SHARED_START)
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("layer", ["request middleware", "separate layers"])
+def test_the_correlation_header_replaces_the_applications_in_any_case_and_the_message_is_left_alone(layer: str) -> None:
+    from amas_otel.logging import CorrelationMiddleware
+    from amas_otel.ratelimit import RateLimitMiddleware
+
+    limiter = RateLimiter(requests_per_minute=60, burst_size=5, clock=_Clock())
+    if layer == "request middleware":
+        middleware: Any = RequestTelemetryMiddleware(
+            _app_sending_its_own_correlation_header, None, correlation_header="X-Correlation-ID", rate_limiter=limiter
+        )
+    else:
+        middleware = CorrelationMiddleware(RateLimitMiddleware(_app_sending_its_own_correlation_header, limiter))
+    original = [*_SHARED_START["headers"]]
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        for i in range(2):
+            scope = {"type": "http", "method": "GET", "path": "/a", "client": ("198.51.100.7", 5555),
+                     "headers": [(b"x-correlation-id", b"c-%d" % i)]}
+            await middleware(scope, None, send)
+
+    asyncio.run(run())
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    # The application's headers without its correlation ids, then RateLimit-*, then the request's id: once.
+    assert [m["headers"] for m in starts] == [
+        [
+            (b"Content-Type", b"text/plain"),
+            (b"ratelimit-limit", b"5"),
+            (b"ratelimit-remaining", b"%d" % remaining),
+            (b"ratelimit-reset", b"%d" % (5 - remaining)),
+            (b"x-correlation-id", b"c-%d" % i),
+        ]
+        for i, remaining in enumerate([4, 3])
+    ]
+    # Headers went into a copy: the application's dict (sent again next time) is as it was.
+    assert _SHARED_START["headers"] == original and all(m is not _SHARED_START for m in starts)
+
+
 def test_otel_instrumentor_mode_is_lean_and_records_once(telemetry: _Telemetry) -> None:
     app = instrument_app(
         _build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, tracing="otel"
