@@ -200,7 +200,11 @@ class RequestTelemetryMiddleware:
         try:
             # Inside the try: a limiter that raises (Redis with fail_open=False) gets the JSON 500.
             if rate_limit is not None and not rate_limit.exempt(scope["path"]):
-                limit_headers = await rate_limit.admit(scope, send_wrapper)
+                decision = rate_limit.decide(scope)
+                if decision is not None and decision.allowed:  # in memory: no coroutine to await
+                    limit_headers = rate_limit.headers(decision)
+                else:  # a limiter with I/O, or a 429 (it carries its own RateLimit-* headers)
+                    limit_headers = await rate_limit.admit(scope, send_wrapper, decision)
             if limit_headers is not None:  # None: refused, the 429 is sent
                 await self.app(scope, receive, send_wrapper)
         except Exception as exc:

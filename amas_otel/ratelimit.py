@@ -156,8 +156,10 @@ class RateLimiter(_Limiter):
     def __len__(self) -> int:
         return len(self._tats)
 
-    def _take(self, key: Hashable) -> tuple[bool, float]:
-        """Take one token for ``key``: (allowed, how far the TAT is ahead of now)."""
+    def check(self, key: Hashable) -> RateLimitDecision:
+        """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
+        # Taken here rather than in a helper of its own: one call less for the
+        # middlewares, which call this on every request.
         now = self._clock()
         tats = self._tats
         with self._lock:
@@ -170,19 +172,11 @@ class RateLimiter(_Limiter):
             tats[key] = tat + self._interval if allowed else tat
             if len(tats) > self.max_keys:
                 self._evict()
-        return allowed, ahead
+        return self._decision(allowed, ahead)
 
     def allow_request(self, key: Hashable) -> bool:
         """Take one token for ``key``; True if the request may proceed."""
-        allowed, _ = self._take(key)
-        if not allowed:
-            self._rejections.add(1, self._rejection_attrs)
-        return allowed
-
-    def check(self, key: Hashable) -> RateLimitDecision:
-        """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
-        allowed, ahead = self._take(key)
-        return self._decision(allowed, ahead)
+        return self.check(key).allowed
 
     async def acheck(self, key: Hashable) -> RateLimitDecision:
         """:meth:`check` for async callers (it never blocks on I/O)."""
@@ -346,6 +340,12 @@ def _trusted(address: str, networks: tuple[Any, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
+def _peer(scope: Scope) -> str:
+    """The connection's peer address ("unknown" when the server gives none)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
 def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
     """The client's address for ``scope``.
 
@@ -354,8 +354,7 @@ def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
     from the right, skipping trusted hops, and the first untrusted address is the
     client.  A header from an untrusted peer is ignored — anyone can send one.
     """
-    client = scope.get("client")
-    peer = client[0] if client else "unknown"
+    peer = _peer(scope)
     if not trusted_proxies or not _trusted(peer, trusted_proxies):
         return peer
     hops = [
@@ -399,6 +398,8 @@ class _RateLimitGate:
         self._prefixes = tuple(p + "/" for p in paths if p != "/")
         self._trusted = _networks(trusted_proxies)
         self._key_func = key_func
+        # Without proxies to trust or a key function the peer is the key: no more calls for it.
+        self._key = _peer if not self._trusted and key_func is None else self._client_key
         # The in-memory limiter decides without I/O: called directly, no coroutine per request.
         self._check = limiter.check if type(limiter).acheck is RateLimiter.acheck else None
         # The last headers sent, by their numbers: a bucket that refills faster than it is
@@ -409,17 +410,24 @@ class _RateLimitGate:
         """True when ``path`` is never limited."""
         return path in self._exact or path.startswith(self._prefixes)
 
-    async def admit(self, scope: Scope, send: Send) -> _Headers | None:
-        """Take a token for ``scope``'s client.
+    def decide(self, scope: Scope) -> RateLimitDecision | None:
+        """Take a token for ``scope``'s client without awaiting, when the limiter can (in memory).
+
+        None when the limiter needs I/O (Redis): :meth:`admit` decides then.
+        """
+        check = self._check
+        return check(self._key(scope)) if check is not None else None
+
+    async def admit(self, scope: Scope, send: Send, decision: RateLimitDecision | None = None) -> _Headers | None:
+        """Take a token for ``scope``'s client, unless ``decision`` (from :meth:`decide`) took it.
 
         Returns the ``RateLimit-*`` headers the response must carry, or None
-        once the request has been answered 429 through ``send``.
+        once the request has been answered 429 through ``send``.  Callers with
+        an allowed decision in hand take :meth:`headers` instead: no coroutine.
         """
-        key: Hashable = client_address(scope, self._trusted)
-        if self._key_func is not None:
-            key = self._key_func(scope, key)
-        decision = self._check(key) if self._check is not None else await self.limiter.acheck(key)
-        headers = self._headers(decision)
+        if decision is None:
+            decision = await self.limiter.acheck(self._key(scope))
+        headers = self.headers(decision)
         if decision.allowed:
             return headers
         seconds = max(math.ceil(decision.retry_after), 1)
@@ -434,7 +442,14 @@ class _RateLimitGate:
         )
         return None
 
-    def _headers(self, decision: RateLimitDecision) -> _Headers:
+    def _client_key(self, scope: Scope) -> Hashable:
+        key: Hashable = client_address(scope, self._trusted)
+        if self._key_func is not None:
+            key = self._key_func(scope, key)
+        return key
+
+    def headers(self, decision: RateLimitDecision) -> _Headers:
+        """The ``RateLimit-*`` headers for ``decision``."""
         numbers = (decision.limit, decision.remaining, math.ceil(decision.reset))
         last = self._last_headers
         if last[0] == numbers:
@@ -483,9 +498,14 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or self._gate.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
-        headers = await self._gate.admit(scope, send)
-        if headers is None:
-            return
+        gate = self._gate
+        decision = gate.decide(scope)
+        if decision is not None and decision.allowed:  # no coroutine on the common path
+            headers: _Headers | None = gate.headers(decision)
+        else:
+            headers = await gate.admit(scope, send, decision)
+            if headers is None:
+                return
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
