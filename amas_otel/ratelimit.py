@@ -156,10 +156,8 @@ class RateLimiter(_Limiter):
     def __len__(self) -> int:
         return len(self._tats)
 
-    def check(self, key: Hashable) -> RateLimitDecision:
-        """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
-        # Taken here rather than in a helper of its own: one call less for the
-        # middlewares, which call this on every request.
+    def _take(self, key: Hashable) -> tuple[bool, float]:
+        """Take one token for ``key``: (allowed, how far the TAT is ahead of now)."""
         now = self._clock()
         tats = self._tats
         with self._lock:
@@ -172,11 +170,19 @@ class RateLimiter(_Limiter):
             tats[key] = tat + self._interval if allowed else tat
             if len(tats) > self.max_keys:
                 self._evict()
-        return self._decision(allowed, ahead)
+        return allowed, ahead
+
+    def check(self, key: Hashable) -> RateLimitDecision:
+        """Take one token for ``key`` and say how much is left (see :class:`RateLimitDecision`)."""
+        return self._decision(*self._take(key))
 
     def allow_request(self, key: Hashable) -> bool:
         """Take one token for ``key``; True if the request may proceed."""
-        return self.check(key).allowed
+        # Without building a decision nobody reads: this is the hot call of in-process limiting.
+        allowed, _ = self._take(key)
+        if not allowed:
+            self._rejections.add(1, self._rejection_attrs)
+        return allowed
 
     async def acheck(self, key: Hashable) -> RateLimitDecision:
         """:meth:`check` for async callers (it never blocks on I/O)."""
