@@ -270,10 +270,7 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         if self._shutdown:
             _log.warning("amas_otel: span exporter already shut down, ignoring batch")
             return SpanExportResult.FAILURE
-        try:
-            data = encode_request([span if span.__class__ is tuple else encode_span(span) for span in spans])  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a bad span is dropped, never the batch, nor raised into the processor
-            data = encode_request(_encodable(spans))
+        data = encode_request(_encodable(spans))
         if 0 < self._max_request_size < len(data):
             _log.warning("amas_otel: dropping a span batch of %d bytes (max_request_size %d)", len(data), self._max_request_size)
             return SpanExportResult.FAILURE
@@ -281,7 +278,10 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
 
 
 def _encodable(spans: Sequence[ReadableSpan | EncodedSpan]) -> list[EncodedSpan]:
-    """``spans`` encoded one by one, leaving out (and logging) the ones that cannot be."""
+    """``spans`` encoded (the ones not encoded yet), leaving out and logging the ones that cannot be.
+
+    A bad span is dropped, never the batch, nor raised into the processor.
+    """
     items = []
     for span in spans:
         try:

@@ -194,14 +194,11 @@ class _BoundHistogram:
         if _may_sample_exemplar(consumer._sdk_config.exemplar_filter, value, now, self.attributes, context):  # noqa: SLF001
             return False
         targets = self._targets
-        if len(targets) == 1:  # one reader, one view: the usual case, without a list per call
+        if len(targets) == 1:  # one reader, one view: the usual case, without a comprehension per call
             ((match, key),) = targets
-            aggregation = match._attributes_aggregation.get(key)  # noqa: SLF001
-            if aggregation is None:
-                return False
-            aggregation.aggregate(_new_measurement(value, now, histogram, context), False)
-            return True
-        aggregations = [match._attributes_aggregation.get(key) for match, key in targets]  # noqa: SLF001
+            aggregations: Any = (match._attributes_aggregation.get(key),)  # noqa: SLF001
+        else:
+            aggregations = [match._attributes_aggregation.get(key) for match, key in targets]  # noqa: SLF001
         if None in aggregations:
             return False
         measurement = _new_measurement(value, now, histogram, context)
