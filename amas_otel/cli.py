@@ -4,7 +4,7 @@
 
     amas-otel config [--json]          resolved settings, secrets masked, with the source of each value
     amas-otel project-root [PATH]      the detected project root and the resource it yields
-    amas-otel doctor                   is the collector reachable, is the Prometheus port free, which
+    amas-otel doctor                   is the collector reachable, is the Prometheus port free, which fast paths are on, which
                                        instrumentations are active
     amas-otel collector validate|run   check or run an OpenTelemetry Collector configuration
 """
@@ -99,6 +99,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
         state = f"inactive: {conflict}" if conflict else "active under amas-otel-instrument"
         print(f"info  instrumentation {entry_point.name}: {state}")
+
+    from amas_otel._fastpath import check_all
+
+    # What configure() would decide here: on, or off and why (the public API then serves).
+    for name, path in sorted(check_all().items()):
+        print(f"info  fast path {name}: {path.reason}")
     return 1 if problems else 0
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "shutdown",
     "is_configured",
     "prometheus_endpoint",
+    "add_configure_hook",
 ]
 
 _log = logging.getLogger("amas_otel")
@@ -51,6 +52,12 @@ _log = logging.getLogger("amas_otel")
 #: raises leaves nothing configured.  Capability modules (logging,
 #: redaction…) register themselves here rather than being imported by this module.
 _on_configure: list[Callable[[Settings, "_State"], None]] = []
+
+
+def add_configure_hook(hook: Callable[[Settings, "_State"], None]) -> None:
+    """Run ``hook(settings, state)`` in every later :func:`configure` (see ``_on_configure``); added once."""
+    if hook not in _on_configure:
+        _on_configure.append(hook)
 
 
 @dataclass
@@ -113,6 +120,9 @@ def configure(
                     "OpenTelemetry providers can be set only once per process"
                 )
             return _state.settings
+        from amas_otel._fastpath import check_all
+
+        check_all()  # each fast path on only if its versions were tested and its self-test passes
         state = _build(settings)
         try:
             # Hooks add their processors (redaction, correlation) before the
@@ -151,15 +161,24 @@ def _build(settings: Settings) -> _State:
                 )
             )
     from amas_otel.metrics import metric_views
+    from amas_otel.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
 
-    state.tracer_provider = TracerProvider(resource=state.resource, sampler=_sampler(otel), shutdown_on_exit=False)
+    # Every processor added to these providers gets spans and records redacted (amas_otel.redaction).
+    state.tracer_provider = TracerProvider(
+        resource=state.resource,
+        sampler=_sampler(otel),
+        shutdown_on_exit=False,
+        active_span_processor=RedactingSpanProcessor(),
+    )
     state.meter_provider = MeterProvider(
         resource=state.resource,
         metric_readers=readers,
         views=metric_views(settings.metrics.cardinality_limit),
         shutdown_on_exit=False,
     )
-    state.logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
+    state.logger_provider = LoggerProvider(
+        resource=state.resource, shutdown_on_exit=False, multi_log_record_processor=RedactingLogRecordProcessor()
+    )
     return state
 
 
@@ -204,10 +223,15 @@ def _span_processor(name: str, otel: OtelSettings) -> BatchSpanProcessor:
 
         return BatchSpanProcessor(OTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
     # The SDK's HTTP exporter with a direct protobuf encoder (the same bytes for
-    # a fraction of the CPU), fed spans encoded as they end: see _otlp_spans.
-    from amas_otel._otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter
+    # a fraction of the CPU), fed spans encoded as they end, while that fast path
+    # is on: see amas_otel._fastpath.otlp_spans.  Else the SDK's own.
+    from amas_otel._fastpath.otlp_spans import SPAN_EXPORT, EncodingBatchSpanProcessor, FastOTLPSpanExporter
 
-    return EncodingBatchSpanProcessor(FastOTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
+    if SPAN_EXPORT.enabled():
+        return EncodingBatchSpanProcessor(FastOTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
+
+    return BatchSpanProcessor(HTTPSpanExporter(**_otlp_kwargs(otel, "traces")))
 
 
 def _metric_exporter(name: str, otel: OtelSettings) -> Any:

@@ -317,9 +317,8 @@ def test_a_custom_pattern_turns_the_fast_path_off() -> None:
 
 
 def _provider(redactor: Redactor) -> tuple[TracerProvider, InMemorySpanExporter]:
-    provider = TracerProvider()
+    provider = TracerProvider(active_span_processor=RedactingSpanProcessor(redactor))
     exporter = InMemorySpanExporter()
-    provider.add_span_processor(RedactingSpanProcessor(redactor))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
 
