@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import itertools
 import json
 import logging as _stdlib_logging
 import os
@@ -44,7 +43,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from amas_otel import semconv
 from amas_otel._fastpath.context_keys import BAGGAGE_KEY, current_span
 from amas_otel._fastpath.log_records import LOG_EXPORT, STRUCTLOG_BOUND, LogQueues, emit_directly, sdk_logger_parts
-from amas_otel._counting import count_of
+from amas_otel._counting import Tally
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
     RedactingLogRecordProcessor,
@@ -475,7 +474,7 @@ class _LogRecordCounter:
     """``amas.log.records`` as an observable counter: the hot path steps a lock-free count, collection reads it."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str | None], itertools.count] = {}
+        self._counts: dict[tuple[str, str | None], Tally] = {}
         self._lock = threading.Lock()  # only for a (level, component) seen for the first time
         self._providers: set[int] = set()
 
@@ -492,7 +491,7 @@ class _LogRecordCounter:
         counter = self._counts.get((level, component))
         if counter is None:
             with self._lock:
-                counter = self._counts.setdefault((level, component), itertools.count())
+                counter = self._counts.setdefault((level, component), Tally())
         next(counter)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -500,7 +499,7 @@ class _LogRecordCounter:
             attributes = {semconv.LOG_LEVEL: str(level)}
             if component is not None:
                 attributes[semconv.COMPONENT] = str(component)
-            yield Observation(count_of(counter), attributes)
+            yield Observation(counter.value(), attributes)
 
 
 _record_counter = _LogRecordCounter()
