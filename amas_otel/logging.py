@@ -43,16 +43,15 @@ from opentelemetry.sdk.trace import SpanProcessor
 from amas_otel import semconv
 from amas_otel._fastpath.context_keys import BAGGAGE_KEY, current_span
 from amas_otel._fastpath.log_records import LOG_EXPORT, STRUCTLOG_BOUND, LogQueues, emit_directly, sdk_logger_parts
+from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel._counting import Tally
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
-    RedactingLogRecordProcessor,
     Redactor,
     SecurityLevel,
     configure_redaction,
     get_redactor,
 )
-from amas_otel._fastpath.span_fields import set_valid_attributes
 
 __all__ = [
     "LogLevel",
@@ -615,7 +614,7 @@ class _RecordProcessor:
         self._loggers: dict[str, Any] = {}
         self._second: tuple[int, str] = (-1, "")
         self._ids: _SpanIds = _span_ids(trace.INVALID_SPAN_CONTEXT)
-        self._queues = LogQueues(RedactingLogRecordProcessor)
+        self._queues = LogQueues()
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         if STRUCTLOG_BOUND:  # only once something was bound with structlog.contextvars

@@ -33,6 +33,7 @@ becomes ``[REDACTED:error]``.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import logging
 import re
@@ -712,10 +713,23 @@ class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
             self._receivers += (span_processor,)
 
     def on_end(self, span: ReadableSpan) -> None:
+        receivers = self._receivers
+        if not receivers:
+            _warn_not_a_chain()
+            return
         cleaned = _redacted_span(self._redactor or get_redactor(), span)
         if cleaned is not None:
-            for processor in self._receivers:
+            for processor in receivers:
                 processor.on_end(cleaned)
+
+
+@functools.cache
+def _warn_not_a_chain() -> None:
+    # Added as one processor among others it cannot hand them a rebuilt span: they would see the original.
+    _log.warning(
+        "amas_otel: RedactingSpanProcessor has no processors to hand redacted spans to; install it as the "
+        "provider's chain, TracerProvider(active_span_processor=RedactingSpanProcessor()), and add exporters to the provider"
+    )
 
 
 class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):

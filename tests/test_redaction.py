@@ -414,3 +414,18 @@ def test_log_record_processor_cleans_records_from_other_sources(make_pipeline: A
     record = p.logs.get_finished_logs()[-1].log_record
     assert record.body == "login [REDACTED:email]"
     assert dict(record.attributes) == {"session": "[REDACTED:session]", "ok": 1, REDACTION_COUNT: 2}
+
+
+def test_redacting_span_processor_added_as_one_processor_among_others_says_how_to_install_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from amas_otel import redaction
+
+    redaction._warn_not_a_chain.cache_clear()
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(MEDIUM))  # the old way: it cannot clean what others see
+    with caplog.at_level("WARNING", logger="amas_otel.redaction"):
+        provider.get_tracer("t").start_span("a").end()
+        provider.get_tracer("t").start_span("b").end()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "amas_otel.redaction"]
+    assert len(warnings) == 1 and "TracerProvider(active_span_processor=RedactingSpanProcessor())" in warnings[0]

@@ -1,8 +1,8 @@
 """Log records put straight into the SDK's batch export queues: what ``Logger.emit`` would queue, without its copies.
 
 The fast path ``log_export`` (:data:`LOG_EXPORT`).  When an SDK logger's
-processors are redacting processors (which skip records the pipeline cleaned)
-and the SDK's ``BatchLogRecordProcessor``\\ s, ``Logger.emit`` would only wrap
+processors are the SDK's ``BatchLogRecordProcessor``\\ s (behind the
+redacting chain, which passes records the pipeline cleaned), ``Logger.emit`` would only wrap
 the record (a writable copy, then a read-only copy per batch processor) and
 queue it: :func:`emit_directly` queues the read-only record itself.  Its
 public twin is ``Logger.emit``; the self-test sends a canary record through
@@ -56,13 +56,13 @@ class LogQueues:
     :meth:`of` returns ``()`` when nobody reads the records (the logger is
     disabled, or there is no exporter: ``OTEL_LOGS_EXPORTER=none``), None
     when another processor must get the record through ``Logger.emit``.
-    ``skip`` is the processor type that ignores the pipeline's records.
+    (Redaction is the provider's processor chain itself, not one of its processors:
+    the pipeline's records are redacted already.)
     """
 
-    __slots__ = ("_skip", "_processors", "_queues")
+    __slots__ = ("_processors", "_queues")
 
-    def __init__(self, skip: type) -> None:
-        self._skip = skip
+    def __init__(self) -> None:
         self._processors: Any = None
         self._queues: tuple[Any, ...] | None = None
 
@@ -74,8 +74,6 @@ class LogQueues:
             return self._queues
         queues: tuple[Any, ...] | None = ()
         for processor in processors:
-            if isinstance(processor, self._skip):
-                continue
             queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
             if not enqueues(queue):
                 queues = None
@@ -141,7 +139,7 @@ def _self_test() -> None:
         )
         if direct:
             parts = sdk_logger_parts(otel_logger)
-            queues = LogQueues(type(None)).of(otel_logger)
+            queues = LogQueues().of(otel_logger)
             if parts is None or not queues:
                 raise AssertionError("the SDK logger's layout is not the one the fast path reads")
             emit_directly(otel_logger, record, parts[0], parts[1], queues)
