@@ -50,7 +50,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanPro
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Status
 
-from amas_otel._fastpath.span_fields import plain_mapping, span_parts
+from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
@@ -441,6 +441,22 @@ class Redactor:
         """``{key: cleaned value}`` for the values of ``attributes`` that must change, or None (see :meth:`_changes`)."""
         return self._changes(attributes, counter, _NOTHING)
 
+    def redacted_span(self, span: ReadableSpan) -> ReadableSpan | None:
+        """``span`` itself when nothing needs redaction, else a redacted rebuild; None (counted) when neither can be made."""
+        try:
+            # The hot path of every span: a span without events, links or status
+            # description, whose name is known clean and whose attributes are
+            # quiet, returns before any per-record bookkeeping.
+            parts = span_parts(span)
+            name, attributes, has_events, description = parts
+            quiet = attributes is None or self._quiet_mapping(attributes)
+            if quiet and not has_events and not description and (not name or name in self._clean):
+                return span
+            return _rebuilt_if_redacted(self, span, parts, quiet)
+        except Exception:  # noqa: BLE001 - fail closed: every value dropped, never the original
+            _log.warning("amas_otel: cannot redact span %r; its values are dropped", getattr(span, "name", None), exc_info=True)
+        return _without_values(span)
+
     # --- engine -----------------------------------------------------------------
 
     def _quiet_mapping(self, attributes: Mapping[str, Any]) -> bool:
@@ -453,7 +469,7 @@ class Redactor:
         :func:`_quiet_test`) ends there.  False sends the mapping through :meth:`_changes`.
         """
         quiet = self._quiet
-        plain = plain_mapping(attributes)
+        plain = plain_mapping(attributes) if type(attributes) is BoundedAttributes else attributes
         if quiet is None or not self._harmless.issuperset(plain):
             return False
         clean = self._clean
@@ -475,7 +491,7 @@ class Redactor:
         pipeline itself writes) is consulted only for values not seen clean.
         """
         key_cache, clean = self._key_cache, self._clean
-        plain = plain_mapping(attributes)
+        plain = plain_mapping(attributes) if type(attributes) is BoundedAttributes else attributes
         changes: dict[str, Any] | None = None
         for key, value in plain.items():
             if key_cache.get(key, _UNKNOWN) is None:
@@ -717,7 +733,7 @@ class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
         if not receivers:
             _warn_not_a_chain()
             return
-        cleaned = _redacted_span(self._redactor or get_redactor(), span)
+        cleaned = (self._redactor or get_redactor()).redacted_span(span)
         if cleaned is not None:
             for processor in receivers:
                 processor.on_end(cleaned)
@@ -762,34 +778,29 @@ class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
     emit = on_emit  # the name older SDKs call
 
 
-def _redacted_span(redactor: Redactor, span: ReadableSpan) -> ReadableSpan | None:
-    """``span`` itself when nothing needs redaction, else a redacted rebuild; None (counted) when neither can be made."""
-    try:
-        # The hot path of every span: a span without events, links or status
-        # description, whose name is known clean and whose attributes are
-        # quiet, returns before any per-record bookkeeping.
-        name, attributes, has_events, description = span_parts(span)
-        quiet = attributes is None or redactor.is_quiet(attributes)
-        if quiet and not has_events and not description and (not name or redactor.known_clean(name)):
-            return span
-        counter = _Counter()
-        new_name = redactor.redact_counted(name, counter) if name else name
-        events, links = (_redacted_events(redactor, span, counter), _redacted_links(redactor, span, counter)) if has_events else (None, None)
-        new_description = redactor.redact_counted(description, counter) if description else description
-        changes = None if quiet else redactor.changes(attributes or {}, counter)
-        if not counter.n:
-            return span
-        status = span.status
-        return _rebuilt_span(
-            span,
-            name=new_name,
-            attributes=_with_count(span.dropped_attributes, attributes, changes, counter.n),
-            events=span.events if events is None else events,
-            links=span.links if links is None else links,
-            status=status if new_description is description else Status(status.status_code, new_description),
-        )
-    except Exception:  # noqa: BLE001 - fail closed: every value dropped, never the original
-        _log.warning("amas_otel: cannot redact span %r; its values are dropped", getattr(span, "name", None), exc_info=True)
+def _rebuilt_if_redacted(redactor: Redactor, span: ReadableSpan, parts: SpanParts, quiet: bool) -> ReadableSpan:
+    """``span`` rebuilt with its ``parts`` redacted, or ``span`` itself when no value changed."""
+    name, attributes, has_events, description = parts
+    counter = _Counter()
+    new_name = redactor.redact_counted(name, counter) if name else name
+    events, links = (_redacted_events(redactor, span, counter), _redacted_links(redactor, span, counter)) if has_events else (None, None)
+    new_description = redactor.redact_counted(description, counter) if description else description
+    changes = None if quiet else redactor.changes(attributes or {}, counter)
+    if not counter.n:
+        return span
+    status = span.status
+    return _rebuilt_span(
+        span,
+        name=new_name,
+        attributes=_with_count(span.dropped_attributes, attributes, changes, counter.n),
+        events=span.events if events is None else events,
+        links=span.links if links is None else links,
+        status=status if new_description is description else Status(status.status_code, new_description),
+    )
+
+
+def _without_values(span: ReadableSpan) -> ReadableSpan | None:
+    """``span`` with every value dropped (name, attributes, events, links, status description), or None (counted)."""
     try:
         return _rebuilt_span(span, name=_ERROR, attributes={REDACTION_COUNT: 1}, events=(), links=(), status=Status(span.status.status_code))
     except Exception:  # noqa: BLE001 - nothing can be sent safely: drop it, counted

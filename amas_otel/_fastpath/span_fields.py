@@ -44,17 +44,14 @@ def span_parts(span: Any) -> SpanParts:
 
 def _fields(span: Any) -> SpanParts:
     events, links, status = span._events, span._links, span._status  # noqa: SLF001
+    attributes = span._attributes  # noqa: SLF001
     return (
         span._name,  # noqa: SLF001
-        _plain(span._attributes),  # noqa: SLF001
+        # BoundedAttributes iterates through a lock per item; its dict is the same data.
+        attributes._dict if type(attributes) is BoundedAttributes else attributes,  # noqa: SLF001
         bool((events._dq if type(events) is BoundedList else events) or (links._dq if type(links) is BoundedList else links)),  # noqa: SLF001
         status._description if status is not None else None,  # noqa: SLF001
     )
-
-
-def _plain(attributes: Any) -> Any:
-    # BoundedAttributes iterates through a lock per item; its dict is the same data.
-    return attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
 
 
 def plain_mapping(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
