@@ -41,7 +41,7 @@ from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import SpanProcessor
 
 from amas_otel import semconv
-from amas_otel._fastpath.context_keys import BAGGAGE_KEY, current_span
+from amas_otel._fastpath.context_keys import BAGGAGE_KEY, SPAN_KEY
 from amas_otel._fastpath.log_records import LOG_EXPORT, STRUCTLOG_BOUND, LogQueues, emit_directly, sdk_logger_parts
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel._counting import Tally
@@ -627,7 +627,10 @@ class _RecordProcessor:
         now = time.time_ns()
         event_dict["timestamp"] = self._iso(now)
         ctx = context.get_current()
-        span = current_span(ctx)
+        # What trace.get_current_span(ctx) reads, without its two calls, when the key is known.
+        span = ctx.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(ctx)
+        if span is None:
+            span = trace.INVALID_SPAN
         span_context = span.get_span_context()
         ids = self._ids  # the ids of the last span seen, read and formatted once per span
         if ids[0] is not span_context:

@@ -4,17 +4,15 @@ Reading ``ctx.get(SPAN_KEY)`` is what ``trace.get_current_span(ctx)`` does,
 without its two calls.  The keys are not imported (they are private names of
 opentelemetry-api): each is found by calling the public setter on an empty
 context and checked by reading it back through the public getter.  When the
-API stores them differently, the key is a string no context holds and
-it is None and callers use the public functions (see :func:`current_span`).
+API stores them differently, the key is None and callers use the public functions.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry import baggage, context, trace
 
-__all__ = ["SPAN_KEY", "BAGGAGE_KEY", "current_span"]
+__all__ = ["SPAN_KEY", "BAGGAGE_KEY"]
+
 
 def _span_key() -> str | None:
     probe = trace.NonRecordingSpan(trace.SpanContext(1, 1, is_remote=False))
@@ -35,11 +33,3 @@ def _baggage_key() -> str | None:
 
 SPAN_KEY = _span_key()
 BAGGAGE_KEY = _baggage_key()
-
-
-def current_span(ctx: Any) -> Any:
-    """``trace.get_current_span(ctx)``: one dict lookup when the key was found, else the public call."""
-    if SPAN_KEY is None:
-        return trace.get_current_span(ctx)
-    span = ctx.get(SPAN_KEY)
-    return trace.INVALID_SPAN if span is None else span
