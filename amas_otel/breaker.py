@@ -480,8 +480,16 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
                 task = _current_task()
                 if task is not None:
                     deadlines = _thread.deadlines = _Deadlines(task.get_loop())
-            if task is not None:
-                entry = deadlines.add(_monotonic() + timeout, task)
+            if task is not None:  # register [deadline, task, state] (inline: a method call costs more than this)
+                entries = deadlines.entries
+                # Calls mostly finish in the order they started: the finished ones at the front go now.
+                while entries and entries[0][2] is not _RUNNING:
+                    entries.popleft()
+                deadline = _monotonic() + timeout
+                entry = [deadline, task, _RUNNING]
+                entries.append(entry)
+                if deadline < deadlines.next_at:
+                    deadlines.schedule(deadline)
         try:
             # ``f(*args, **kwargs)`` copies kwargs into a new dict on every call; most calls pass none.
             result = await (fn(*args, **kwargs) if kwargs else fn(*args))
@@ -515,7 +523,7 @@ _current_task = asyncio.current_task
 class _Deadlines:
     """Times out the async breaker calls of one event loop with one timer.
 
-    Each timed call registers ``[deadline, task, state]`` (public asyncio
+    Each timed call registers ``[deadline, task, state]`` in ``entries`` (public asyncio
     only: the task from ``asyncio.current_task()``, a ``loop.call_later``
     timer, ``task.cancel()``), and marks it finished when it returns.  The
     timer fires at the earliest deadline of the calls in flight, cancels the
@@ -533,17 +541,6 @@ class _Deadlines:
         self.entries: deque[list[Any]] = deque()
         self.handle: asyncio.TimerHandle | None = None
         self.next_at = float("inf")
-
-    def add(self, deadline: float, task: asyncio.Task[Any]) -> list[Any]:
-        entries = self.entries
-        # Calls mostly finish in the order they started: the finished ones at the front go now.
-        while entries and entries[0][2] is not _RUNNING:
-            entries.popleft()
-        entry = [deadline, task, _RUNNING]
-        entries.append(entry)
-        if deadline < self.next_at:
-            self.schedule(deadline)
-        return entry
 
     def schedule(self, when: float) -> None:
         if self.handle is not None:
