@@ -538,7 +538,9 @@ def instrument_app(
 
         app.include_router(health_router(health_service, details_token=health_details_token))
     if metrics_path:
-        app.add_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
+        # An API route (not a bare Starlette one) puts itself in scope["route"], so
+        # scrapes are recorded with their route like every other request.
+        app.add_api_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
 
     if tracing == "otel":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -111,6 +111,8 @@ def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
     assert first.attributes["client.address"] == "127.0.0.1"
     assert format(spans[3].context.trace_id, "032x") == parent_trace
     assert spans[4].name == "GET" and "http.route" not in spans[4].attributes
+    # The scrape has its route like any other request; only the unmatched URL has none.
+    assert spans[5].name == "GET /metrics" and spans[5].attributes["http.route"] == "/metrics"
 
     assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
     promtool_check(scrape.text)
@@ -118,7 +120,7 @@ def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
         s["labels"].get("http_route", ""): s["value"]["count"]
         for s in telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
     }
-    assert routes == {"/items/{item_id}": 4.0, "": 1.0}
+    assert routes == {"/items/{item_id}": 4.0, "/metrics": 1.0, "": 1.0}
     assert scrape.text.count("# TYPE http_server_request_duration_seconds histogram") == 1
 
 
