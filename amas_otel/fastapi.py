@@ -157,6 +157,8 @@ class RequestTelemetryMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "websocket" and self._correlation is not None:
                 await self._correlation(scope, receive, send)
+            elif scope["type"] == "lifespan":
+                await self.app(scope, receive, _flush_before_shutdown_completes(send))
             else:
                 await self.app(scope, receive, send)
             return
@@ -337,6 +339,28 @@ class RequestTelemetryMiddleware:
                 logger.info("request", **fields)
         except Exception:  # noqa: BLE001 - a logging failure must not fail the request
             _log.debug("amas_otel: request logging failed", exc_info=True)
+
+
+def _flush_before_shutdown_completes(send: Any) -> Any:
+    """``send`` for the lifespan: flush telemetry once the application has shut down, before the server is told.
+
+    The server's shutdown path, after the last request and the application's
+    own shutdown handlers, and before the server exits — under uvicorn and
+    gunicorn's UvicornWorker the process is then killed by the SIGTERM it got,
+    and ``atexit`` never runs.  A flush, not a shutdown: a process that serves
+    again (a test client, a second server) keeps its telemetry.
+    """
+
+    async def send_then_flush(message: MutableMapping[str, Any]) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            from starlette.concurrency import run_in_threadpool
+
+            from amas_otel.sdk import flush
+
+            await run_in_threadpool(flush)  # bounded by AMAS_SHUTDOWN_TIMEOUT_SECONDS
+        await send(message)
+
+    return send_then_flush
 
 
 def _ignores_attributes(sampler: Any) -> bool:
