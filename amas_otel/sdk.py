@@ -308,8 +308,9 @@ def _start_prometheus(settings: Settings, state: _State) -> MetricReader:
 class _EveryNSeconds(logging.Filter):
     """Let one record per logger through every ``interval`` seconds.
 
-    An unreachable collector makes the OTLP exporters log on every batch;
-    one line a minute says the same without flooding the application's logs.
+    An unreachable collector makes the OTLP exporters log on every batch, and
+    hostile ``baggage`` headers make the propagator log on every request; one
+    line a minute says the same without flooding the application's logs.
     """
 
     def __init__(self, interval: float = 60.0) -> None:
@@ -331,7 +332,7 @@ _exporter_filter = _EveryNSeconds()
 
 def _quiet_exporter_logs() -> None:
     for name in list(logging.Logger.manager.loggerDict):
-        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal")):
+        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal", "opentelemetry.baggage")):
             logger = logging.getLogger(name)
             if _exporter_filter not in logger.filters:
                 logger.addFilter(_exporter_filter)
