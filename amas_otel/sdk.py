@@ -64,6 +64,8 @@ class _State:
     prometheus_server: WSGIServer | None = None
     prometheus_url: str | None = None
     shut_down: bool = False
+    #: A flush that ran out of time and may still be exporting (to a collector that does not answer).
+    stuck_flush: threading.Thread | None = None
 
 
 _lock = threading.RLock()
@@ -354,7 +356,7 @@ def flush(timeout: float | None = None) -> bool:
         return True
     budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
     deadline_ms = max(int(budget * 1000), 1)
-    finished = _run_bounded(
+    worker = _run_bounded(
         "amas-otel-flush",
         budget,
         (
@@ -363,9 +365,11 @@ def flush(timeout: float | None = None) -> bool:
             lambda: state.logger_provider and state.logger_provider.force_flush(deadline_ms),
         ),
     )
-    if not finished:
+    if worker.is_alive():
+        state.stuck_flush = worker
         _log.warning("amas_otel: telemetry did not flush within %.1fs", budget)
-    return finished
+        return False
+    return True
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -382,6 +386,10 @@ def shutdown(timeout: float | None = None) -> bool:
             return True
         state.shut_down = True
     budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
+    if state.stuck_flush is not None and state.stuck_flush.is_alive():
+        # The server's shutdown path already spent the budget on a flush that is
+        # still waiting for the collector: one budget for the whole exit.
+        budget = 0.0
     finished = _stop(state, budget)
     if not finished:
         _log.warning("amas_otel: telemetry did not flush within %.1fs; the rest is dropped", budget)
@@ -391,7 +399,7 @@ def shutdown(timeout: float | None = None) -> bool:
 def _stop(state: _State, budget: float) -> bool:
     """Stop ``state``'s providers and endpoint in a daemon thread given ``budget`` seconds."""
     deadline_ms = max(int(budget * 1000), 1)
-    return _run_bounded(
+    worker = _run_bounded(
         "amas-otel-shutdown",
         budget,
         (
@@ -401,10 +409,11 @@ def _stop(state: _State, budget: float) -> bool:
             lambda: state.prometheus_server and (state.prometheus_server.shutdown(), state.prometheus_server.server_close()),
         ),
     )
+    return not worker.is_alive()
 
 
-def _run_bounded(name: str, budget: float, steps: Iterable[Callable[[], Any]]) -> bool:
-    """Run ``steps`` in order in a daemon thread; True when all ended within ``budget`` seconds.
+def _run_bounded(name: str, budget: float, steps: Iterable[Callable[[], Any]]) -> threading.Thread:
+    """Run ``steps`` in order in a daemon thread given ``budget`` seconds; the thread (alive: out of time).
 
     The thread is abandoned when time is up (the stock SDK retries an
     unreachable collector for many seconds): exit is never held hostage by telemetry.
@@ -420,4 +429,4 @@ def _run_bounded(name: str, budget: float, steps: Iterable[Callable[[], Any]]) -
     worker = threading.Thread(target=run_all, name=name, daemon=True)
     worker.start()
     worker.join(budget)
-    return not worker.is_alive()
+    return worker

@@ -278,3 +278,26 @@ def test_sigterm_flush_is_bounded_by_the_shutdown_timeout(tmp_path: Path, otlp_r
     assert returncode == -signal.SIGTERM, output
     assert seconds < 5, seconds  # 1 s budget, margin for a loaded machine; the SDK alone would retry for ~10 s
     assert "did not flush within 1.0s" in output, output
+
+
+def test_one_shutdown_budget_for_the_lifespan_flush_and_the_signal_hook(tmp_path: Path, otlp_receiver: OtlpReceiver) -> None:
+    from tests.support.health_servers import SilentServer
+
+    (tmp_path / "configured_app.py").write_text(_CONFIGURED_APP)
+    port = free_port()
+    black_hole = SilentServer()  # the collector accepts and never answers: every flush runs out of time
+    try:
+        env = _environment(otlp_receiver, tmp_path)
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{black_hole.port}", AMAS_SHUTDOWN_TIMEOUT_SECONDS="2")
+        command = [str(BIN / "uvicorn"), "configured_app:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        with _server(command, tmp_path, env, port) as process:
+            requests.get(f"http://127.0.0.1:{port}/work/1", timeout=5)
+            sent = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+            seconds = time.monotonic() - sent
+    finally:
+        black_hole.close()
+    assert process.returncode == -signal.SIGTERM, output
+    # The lifespan flush spends the 2 s; the signal hook's shutdown after it does not wait 2 s more.
+    assert 1.5 < seconds < 3.5, seconds
