@@ -173,3 +173,23 @@ def test_a_span_the_fast_encoder_fails_on_goes_through_the_sdk_encoder_and_the_f
 def test_encoding_processor_takes_only_the_fast_exporter() -> None:
     with pytest.raises(TypeError, match="span_exporter must be a FastOTLPSpanExporter, got InMemorySpanExporter"):
         EncodingBatchSpanProcessor(InMemorySpanExporter())  # type: ignore[arg-type]
+
+
+def test_the_fast_exporter_records_the_sdk_exporters_own_metrics(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")  # the SDK's switch for them
+    reader = InMemoryMetricReader()
+    exporter = FastOTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces", timeout=5, meter_provider=MeterProvider(metric_readers=[reader]))
+    spans = _spans()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exported = [
+        point.value
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "otel.sdk.exporter.span.exported"
+        for point in metric.data.data_points
+    ]
+    assert exported == [len(spans)]
