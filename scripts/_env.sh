@@ -39,3 +39,17 @@ amas_prometheus() {  # sets PROMETHEUS_BIN and PROMTOOL_BIN
   fi
   export PROMETHEUS_BIN="$cache/usr/bin/prometheus" PROMTOOL_BIN="$cache/usr/bin/promtool"
 }
+
+amas_collector() {  # sets AMAS_OTELCOL_BIN: amas-otelcol built from collector/builder-config.yaml (cached)
+  if [ -n "${AMAS_OTELCOL_BIN:-}" ] && [ -x "$AMAS_OTELCOL_BIN" ]; then
+    export AMAS_OTELCOL_BIN
+    return
+  fi
+  # Go's own archive installs to /usr/local/go, which a non-login shell may not have on PATH.
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+  fi
+  # Builds are CPU heavy; -p=1 keeps the first (cold) build's memory small on a shared machine.
+  AMAS_OTELCOL_BIN=$(GOFLAGS="${GOFLAGS:--p=1}" "$AMAS_PY" -m amas_otel.collector build) || return
+  export AMAS_OTELCOL_BIN
+}
