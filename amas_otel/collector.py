@@ -128,13 +128,11 @@ def _go() -> str:
     return go
 
 
-def _run_logged(command: list[str], log: Any, **kwargs: Any) -> None:
+def _run_quietly(command: list[str], env: dict[str, str]) -> None:
     """Run a build step at lower CPU priority (builds share the machine); raise with its output on failure."""
-    done = subprocess.run(command, capture_output=True, text=True, check=False, preexec_fn=lambda: os.nice(10), **kwargs)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, preexec_fn=lambda: os.nice(10))
     if done.returncode:
         raise RuntimeError(f"{' '.join(command[:2])} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
-    if log and done.stderr.strip():
-        print(done.stderr.strip()[-2000:], file=log)
 
 
 def build_collector(manifest: str | os.PathLike[str] | None = None, *, log: Any = sys.stderr) -> Path:
@@ -162,15 +160,15 @@ def build_collector(manifest: str | os.PathLike[str] | None = None, *, log: Any 
         builder = cache / f"builder-{version}" / "builder"
         if not builder.is_file():
             print(f"installing the collector builder {version} ...", file=log, flush=True)
-            env = {**os.environ, "GOBIN": str(builder.parent)}
-            _run_logged([go, "install", f"{_BUILDER_MODULE}@{version}"], log, env=env)
+            _run_quietly([go, "install", f"{_BUILDER_MODULE}@{version}"], {**os.environ, "GOBIN": str(builder.parent)})
         with tempfile.TemporaryDirectory(dir=cache, prefix="build-") as work:
             spec["dist"]["output_path"] = str(Path(work) / "src")
             config = Path(work) / "builder-config.yaml"
             config.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
             print(f"building {spec['dist']['name']} from {manifest_path} (several minutes the first time) ...",
                   file=log, flush=True)
-            _run_logged([str(builder), f"--config={config}"], None, env={**os.environ, "GOFLAGS": "-buildvcs=false"})
+            goflags = " ".join(filter(None, [os.environ.get("GOFLAGS"), "-buildvcs=false"]))
+            _run_quietly([str(builder), f"--config={config}"], {**os.environ, "GOFLAGS": goflags})
             binary.parent.mkdir(parents=True, exist_ok=True)
             os.replace(Path(work) / "src" / spec["dist"]["name"], binary)
     return binary

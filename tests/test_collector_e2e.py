@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -27,9 +30,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, python_env
 from tests.support import prometheus
-from tests.support.collector import Collector, otlphttp_overlay
+from tests.support.collector import Collector, binary, otlphttp_overlay
 from tests.support.otlp import OtlpReceiver, attributes
 from tests.test_e2e import App, drive_failure_traffic, run_app
 
@@ -348,3 +351,18 @@ def test_collector_restart_mid_traffic_fails_no_request_and_telemetry_resumes(tm
     total = sum(s.value for f in counts for s in f.samples
                 if s.name.endswith("_count") and s.labels.get("job") == "amas-e2e-restart")
     assert total >= len(everything), (total, len(everything))
+
+
+# --- the second demo command ---------------------------------------------------------------------------
+
+
+def test_demo_through_the_collector_prints_promql_answers() -> None:
+    """`./scripts/demo --collector`: the demo's app through amas-otelcol into Prometheus, answers printed."""
+    done = subprocess.run([sys.executable, "-m", "examples.demo", "--collector"], cwd=REPO, capture_output=True, text=True,
+                          timeout=180, env=python_env(PROMETHEUS_BIN=prometheus.binary("prometheus"), AMAS_OTELCOL_BIN=binary()))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    answers = done.stdout.split("answers, scraping the collector", 1)[1].split("\n4. ", 1)[0]
+    assert re.search(r"breakers open: .*\n +\{'amas_breaker_name': 'downstream', 'amas_breaker_state': 'open'\} 1\n", answers)
+    assert re.search(r"\{'http_route': '/api/downstream'\} 5\n", answers)
+    assert re.search(r"\{'amas_health_check_critical': 'true', 'amas_health_check_name': 'downstream'\} 0\n", answers)
+    assert "'alertname': 'AmasCircuitBreakerOpen', 'alertstate': 'pending'" in answers
