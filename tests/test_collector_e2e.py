@@ -227,21 +227,25 @@ def test_collector_masks_secrets_from_a_client_that_does_not_redact(collector: C
     try:
         with tracer_provider.get_tracer("plain").start_as_current_span("plain-client-span", attributes=PLAIN_SECRETS):
             plain_logger.warning("plain client log", extra=PLAIN_SECRETS)
+            # A structured body, through the OTel logs API: its fields are masked by key too.
+            logger_provider.get_logger("plain").emit(body={"event": "plain body", **PLAIN_SECRETS})
     finally:
         tracer_provider.shutdown()
         logger_provider.shutdown()
 
-    def sent() -> tuple[list[Any], list[Any]]:
+    def sent() -> tuple[list[Any], list[Any], list[Any]]:
         spans = [s for s in downstream.spans() if s.name == "plain-client-span"]
         records = [r for r in downstream.log_records() if r.body.string_value == "plain client log"]
-        return spans, records
+        bodies = [attributes(r.body.kvlist_value.values) for r in downstream.log_records() if r.body.HasField("kvlist_value")]
+        return spans, records, [b for b in bodies if b.get("event") == "plain body"]
 
-    assert downstream.wait_for(lambda: all(sent()), timeout=15), "the plain client's span and log never came through"
-    spans, records = sent()
+    assert downstream.wait_for(lambda: all(sent()), timeout=15), "the plain client's span and logs never came through"
+    spans, records, bodies = sent()
     for item in (spans[0], records[0]):
         seen = attributes(item.attributes)
         assert {key: seen[key] for key in PLAIN_SECRETS} == dict.fromkeys(PLAIN_SECRETS, "****"), seen
         assert seen["redaction.masked.count"] == len(PLAIN_SECRETS)
+    assert bodies[0] == {"event": "plain body", **dict.fromkeys(PLAIN_SECRETS, "****")}
     wire = downstream.all_bytes()
     for key, secret in PLAIN_SECRETS.items():
         assert secret.encode() not in wire, f"{key} left the collector unmasked"
