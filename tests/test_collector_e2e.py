@@ -117,7 +117,7 @@ def _assert_promql(server: prometheus.PrometheusServer, jobs: dict[str, str]) ->
         p95 = _value(server.wait_for(
             "histogram_quantile(0.95, sum by (le) (rate(http_server_request_duration_seconds_bucket"
             f'{{{selector},http_route="/api/orders/{{order_id}}"}}[10s])))'))
-        assert 0 < p95 <= 0.1, f"{job}: p95 {p95}s from the sub-second buckets"
+        assert 0 < p95 < 1, f"{job}: p95 {p95}s from the sub-second buckets"
         buckets = server.query(f'http_server_request_duration_seconds_bucket{{{selector},http_route="/api/orders/{{order_id}}"}}')
         assert {"0.005", "0.01", "0.025", "0.1", "+Inf"} <= {b["metric"]["le"] for b in buckets}
         assert _value(server.wait_for(f'amas_breaker_state{{{selector},amas_breaker_state="open"}} == 1')) == 1
@@ -349,7 +349,7 @@ def test_collector_restart_mid_traffic_fails_no_request_and_telemetry_resumes(tm
     # the stop, only the last batch (OTEL_BSP_SCHEDULE_DELAY 200 ms, about 5 requests) can be caught.
     assert lost["after"] == 0 and lost["before"] <= 20, lost
     assert lost["down"] < len(phases["down"]), "no span queued during the outage survived it"
-    assert p95["down"] <= 4 * p95["before"] + 0.1, f"latency rose while the collector was down: {p95}"
+    assert p95["down"] <= 4 * p95["before"] + 0.25, f"latency rose while the collector was down: {p95}"
     # Metrics resume too: the exporter serves the app's cumulative request count again after the restart.
     counts = [f for f in text_string_to_metric_families(scraped) if f.name == "http_server_request_duration_seconds"]
     total = sum(s.value for f in counts for s in f.samples
