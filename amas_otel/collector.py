@@ -38,6 +38,7 @@ import yaml
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "EXIT_UNAVAILABLE",
     "CollectorUnavailable",
     "Problem",
     "build_collector",
@@ -61,7 +62,7 @@ _OTHER_BINARIES = ("otelcol-contrib", "otelcol")
 #: Where the collector's otlp receiver listens when a protocol is enabled without an endpoint.
 _OTLP_DEFAULT_ENDPOINT = {"grpc": "localhost:4317", "http": "localhost:4318"}
 _GO_HINT = (
-    "Go is not installed (no `go` on PATH), so amas-otelcol cannot be built.  Install Go 1.25 or later "
+    "Go is not installed (no `go` on PATH), so amas-otelcol cannot be built.  Install Go 1.26 or later "
     "(Debian: apt-get install golang-go; or the archive from go.dev/dl with /usr/local/go/bin on PATH) and run "
     "`amas-otel collector build`, or point AMAS_OTELCOL_BIN at an otelcol-contrib 0.121 or later."
 )
@@ -186,9 +187,9 @@ def find_collector_binary(manifest: str | os.PathLike[str] | None = None) -> str
     return next(filter(None, map(shutil.which, _OTHER_BINARIES)), None)
 
 
-def _binary_or_build(log: Any = sys.stderr) -> str:
+def _binary_or_build() -> str:
     """A collector binary, building amas-otelcol when there is none (:class:`CollectorUnavailable` without Go)."""
-    return find_collector_binary() or str(build_collector(log=log))
+    return find_collector_binary() or str(build_collector())
 
 
 # --------------------------------------------------------------------------

@@ -198,6 +198,14 @@ def test_app_on_grpc_needs_a_grpc_receiver(otelcol: str, tmp_path: Path) -> None
     assert validate_config(path, settings=DEFAULTS, binary=otelcol) == []
 
 
+def test_every_signal_needs_a_pipeline_from_the_apps_receiver(otelcol: str, tmp_path: Path) -> None:
+    text = SHIPPED.read_text()
+    logs = text[text.index("    logs:\n      receivers: [otlp]"):]
+    path, broken = _broken(tmp_path, logs, "")
+    problem = _one(validate_config(path, settings=DEFAULTS, binary=otelcol), "no logs pipeline receives from otlp")
+    assert problem.line == _line_of(broken, "  pipelines:")
+
+
 def test_receiver_on_another_interface_than_the_app_targets(otelcol: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AMAS_COLLECTOR_HOST", "127.0.0.1")
     assert validate_config(SHIPPED, settings=DEFAULTS, binary=otelcol) == []
