@@ -179,16 +179,24 @@ def _families(text: str, job: str | None = None) -> dict[str, tuple[str, frozens
 
 
 def test_metric_names_and_labels_match_the_apps_own_endpoint_except_the_documented(collector: Collector, tmp_path: Path) -> None:
-    metrics_port = free_port()
-    own_endpoint = {"PROMETHEUS_PORT": str(metrics_port), "AMAS_CUSTOM_METRICS_INTERVAL": "1"}
-    for app_env in (own_endpoint, _through_collector(collector, "amas-e2e-names")):
+    def scrape_after_traffic(app_env: dict[str, str], url: str | None) -> dict[str, tuple[str, frozenset[str], frozenset[float]]]:
         with run_app(tmp_path, **app_env) as app:
             drive_failure_traffic(app)
             time.sleep(2.5)  # a metric export and a health run after the traffic
-            if "PROMETHEUS_PORT" in app_env:
-                own = _families(urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode())
-            else:
-                exported = _families(collector.scrape(), job="amas-e2e-names")
+            if url:
+                return _families(urllib.request.urlopen(url, timeout=5).read().decode())
+            return _families(collector.scrape(), job="amas-e2e-names")
+
+    for attempt in range(3):  # the free port chosen for /metrics may be taken by another process before the app binds it
+        metrics_port = free_port()
+        try:
+            own = scrape_after_traffic({"PROMETHEUS_PORT": str(metrics_port), "AMAS_CUSTOM_METRICS_INTERVAL": "1"},
+                                       f"http://127.0.0.1:{metrics_port}/metrics")
+            break
+        except AssertionError as exc:
+            if "address already in use" not in str(exc) or attempt == 2:
+                raise
+    exported = scrape_after_traffic(_through_collector(collector, "amas-e2e-names"), None)
     assert set(own) - set(exported) == APP_ENDPOINT_ONLY | RATIO_SUFFIX
     assert set(exported) - set(own) == {f"{name}_ratio" for name in RATIO_SUFFIX}
     for name in set(own) & set(exported):

@@ -52,15 +52,18 @@ def otlphttp_overlay(endpoint: str, *signals: str) -> dict[str, Any]:
 
 class Collector:
     def __init__(self, tmp_path: Path, *, overlay: dict[str, Any] | None = None, **env: str) -> None:
-        self.ports = {name: free_port() for name in ("OTLP_GRPC", "OTLP_HTTP", "PROMETHEUS", "HEALTH", "TELEMETRY")}
-        self.env = {**os.environ, **{f"AMAS_COLLECTOR_{k}_PORT": str(v) for k, v in self.ports.items()}, **env}
-        self.env.pop("AMAS_COLLECTOR_HOST", None)
+        self.base_env = {k: v for k, v in {**os.environ, **env}.items() if k != "AMAS_COLLECTOR_HOST"}
+        self._pick_ports()
         self.configs = [SHIPPED]
         if overlay:
             self.configs.append(tmp_path / "collector-overlay.yaml")
             self.configs[-1].write_text(yaml.safe_dump(overlay))
         self.log_path = tmp_path / f"collector-{self.ports['HEALTH']}.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _pick_ports(self) -> None:
+        self.ports = {name: free_port() for name in ("OTLP_GRPC", "OTLP_HTTP", "PROMETHEUS", "HEALTH", "TELEMETRY")}
+        self.env = {**self.base_env, **{f"AMAS_COLLECTOR_{k}_PORT": str(v) for k, v in self.ports.items()}}
 
     otlp_http = property(lambda self: f"http://127.0.0.1:{self.ports['OTLP_HTTP']}")
     otlp_grpc = property(lambda self: f"http://127.0.0.1:{self.ports['OTLP_GRPC']}")
@@ -99,7 +102,15 @@ class Collector:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> Collector:
-        return self.start()
+        """Start on the chosen ports; if another process took one of them meanwhile, on fresh ones (3 tries)."""
+        for attempt in range(3):
+            try:
+                return self.start()
+            except AssertionError as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self._pick_ports()
+        raise AssertionError("unreachable")
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
