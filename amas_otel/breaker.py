@@ -67,6 +67,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._counting import count_of
 from amas_otel.config import ConfigError, get_settings
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
 
 __all__ = [
@@ -748,7 +749,8 @@ class CircuitBreakerService:
                 name, config, tracer_provider=self._tracer_provider, meter_provider=self._meter_provider
             )
             self._breakers[name] = breaker
-            return breaker
+        _internal_log().debug("amas_otel: circuit breaker %r created: %s", name, breaker.config)
+        return breaker
 
     def get_breaker(self, name: str) -> CircuitBreaker | None:
         return self._breakers.get(name)
@@ -781,8 +783,13 @@ _service_lock = threading.Lock()
 
 
 def get_circuit_breaker_service() -> CircuitBreakerService:
-    """The process-wide service (global tracer and meter providers)."""
+    """The process-wide service (global tracer and meter providers).
+
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`), so breaker states reach the configured readers.
+    """
     global _service
+    configure_on_first_use("get_circuit_breaker_service")
     if _service is None:
         with _service_lock:
             if _service is None:

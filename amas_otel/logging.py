@@ -885,10 +885,81 @@ def configure_logging(
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``."""
-    if component:
-        return structlog.get_logger(name, component=component)
-    return structlog.get_logger(name)
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``.
+
+    Safe before :func:`amas_otel.configure`: the logger's first use (its first
+    record, ``bind``…) configures amas-otel from the resolved settings when
+    nothing has yet (:func:`amas_otel.sdk.configure_on_first_use`), so no
+    record is ever written unredacted.  Getting a logger does nothing, so
+    module-level loggers leave an explicit ``configure(...)`` at start-up in charge.
+    """
+    return _FirstUseLogger((name,), {"component": component} if component else {})
+
+
+class _FirstUseLogger:
+    """What :func:`get_logger` returns: structlog's logger, once logging is set up.
+
+    The first attribute asked for (``info``, ``bind``…) runs
+    :func:`_ensure_logging`, then comes from ``structlog.get_logger``; while
+    structlog caches loggers on first use (as :func:`configure_logging` sets
+    it to), the attribute is kept on this object, so later calls cost what a
+    cached structlog logger costs.
+    """
+
+    def __init__(self, args: tuple[Any, ...], values: dict[str, Any]) -> None:
+        self._args = args
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        _ensure_logging(f"get_logger({self._args[0]!r})")
+        attribute = getattr(structlog.get_logger(*self._args, **self._values).bind(), name)
+        if structlog.get_config()["cache_logger_on_first_use"]:
+            self.__dict__[name] = attribute
+        return attribute
+
+    def __repr__(self) -> str:
+        return f"<amas_otel logger {self._args[0]!r}{' ' + repr(self._values) if self._values else ''}>"
+
+
+_first_use_lock = threading.Lock()
+
+
+def _ensure_logging(entry_point: str) -> None:
+    """Set logging up before its first record: :func:`amas_otel.configure` on first use, else from the settings.
+
+    Does nothing once :func:`configure_logging` has run (through
+    ``configure()`` or called by the application).  When the application set
+    up OpenTelemetry itself, logging is configured from the ``LOG_*`` settings
+    on the global providers; when the settings are invalid, with stricter
+    redaction than the default (see :func:`_safe_without_settings`).
+    """
+    if _pipeline.config is not None:
+        return
+    from amas_otel.sdk import configure_on_first_use
+
+    configure_on_first_use(entry_point)
+    with _first_use_lock:
+        if _pipeline.config is not None:
+            return
+        try:
+            configure_logging(LoggingConfig.from_settings())
+        except ConfigError as exc:
+            _safe_without_settings(exc)
+
+
+def _safe_without_settings(error: Exception) -> None:
+    """Logging when the settings cannot be resolved (``error``): audit on, INFO, and redaction
+    stricter than the default (fail closed): ``high``, or ``maximum`` when ``LOG_SECURITY_LEVEL`` says so.
+
+    ``high`` rather than always ``maximum`` keeps the error that names the bad
+    settings readable: ``maximum`` would blank every ``NAME: value`` in it.
+    """
+    if _pipeline.config is None:
+        wanted = os.environ.get("LOG_SECURITY_LEVEL", "").strip().lower()
+        level = SecurityLevel.MAXIMUM if wanted == SecurityLevel.MAXIMUM.value else SecurityLevel.HIGH
+        configure_logging(LoggingConfig(security_level=level))
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -977,6 +1048,7 @@ class SecurityLogger:
 
     @staticmethod
     def _emit(event_name: str, level: str, message: str, fields: dict[str, Any]) -> None:
+        _ensure_logging("security_logger")
         config = _pipeline.config
         if config is not None and not config.enable_audit:
             return
@@ -1013,10 +1085,9 @@ def _on_configure(settings: Any, state: Any) -> None:
 
 
 def _register() -> None:
-    from amas_otel import sdk
+    from amas_otel.sdk import add_hooks
 
-    if _on_configure not in sdk._on_configure:  # noqa: SLF001 - the documented hook list
-        sdk._on_configure.append(_on_configure)  # noqa: SLF001
+    add_hooks(on_configure=_on_configure, on_first_use_error=_safe_without_settings)
 
 
 _register()

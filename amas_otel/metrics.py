@@ -34,6 +34,7 @@ from opentelemetry import metrics
 from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
 __all__ = [
@@ -516,8 +517,12 @@ def get_metrics_service(**kwargs: Any) -> MetricsService:
 
     Created on first call (keyword arguments apply then); later calls return
     the same service and refuse different arguments rather than ignoring them.
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`), so the values reach the
+    configured readers.
     """
     global _service, _service_kwargs
+    configure_on_first_use("get_metrics_service")
     with _service_lock:
         if _service is None:
             _service = MetricsService(**kwargs)

@@ -16,6 +16,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Status, StatusCode
 
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import INSTRUMENTATION_SCOPE
 
 __all__ = ["get_tracer", "get_meter", "traced"]
@@ -71,6 +72,7 @@ def traced(
         span_name = name or func.__qualname__
 
         def _tracer() -> trace.Tracer:
+            configure_on_first_use("traced")  # at the first call, not at decoration (import) time
             return tracer or get_tracer(func.__module__)
 
         if inspect.iscoroutinefunction(func):

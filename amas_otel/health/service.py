@@ -40,6 +40,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Status, StatusCode
 
 from amas_otel.config import ConfigError, HealthCheckSpec, get_settings, parse_bool
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.health.checks import (
     CacheHealthCheck,
     DatabaseHealthCheck,
@@ -719,8 +720,13 @@ _default_lock = threading.Lock()
 
 def get_health_service() -> HealthCheckService:
     """The process-wide service, built on first use from ``get_settings().health``
-    (including its ``checks:`` list; a bad entry raises :class:`ConfigError`)."""
+    (including its ``checks:`` list; a bad entry raises :class:`ConfigError`).
+
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`): check spans, gauges and logs go where configured.
+    """
     global _default
+    configure_on_first_use("get_health_service")
     with _default_lock:
         if _default is None:
             service = HealthCheckService()
