@@ -752,7 +752,17 @@ class CircuitBreakerService:
         _internal_log().debug("amas_otel: circuit breaker %r created: %s", name, breaker.config)
         return breaker
 
-    def get_breaker(self, name: str) -> CircuitBreaker | None:
+    def get_breaker(self, name: str) -> CircuitBreaker:
+        """Breaker ``name``, created on first request with ``CircuitBreakerConfig()`` (the
+        ``CIRCUIT_BREAKER_*`` settings) — the guide's ``get_breaker("external_api").call(...)``.
+
+        To configure a breaker differently, :meth:`create_breaker` it with its
+        config before anything asks for it by name.
+        """
+        return self._breakers.get(name) or self.create_breaker(name)
+
+    def find_breaker(self, name: str) -> CircuitBreaker | None:
+        """Breaker ``name`` if it exists, else None (nothing is created)."""
         return self._breakers.get(name)
 
     def list_breakers(self) -> list[str]:

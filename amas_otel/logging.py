@@ -811,6 +811,7 @@ _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.erro
 
 class _Pipeline:
     config: LoggingConfig | None = None
+    redactor: Redactor | None = None
     processors: list[Any] = []
     handler: _stdlib_logging.Handler | None = None
     stream: IO[str] | None = None
@@ -881,6 +882,7 @@ def configure_logging(
         server_logger.propagate = True
 
     _pipeline.config, _pipeline.processors, _pipeline.handler, _pipeline.stream = config, [*processors, renderer], handler, stream
+    _pipeline.redactor = redactor
     return config
 
 
@@ -1075,12 +1077,19 @@ security_logger = SecurityLogger()
 
 
 def _on_configure(settings: Any, state: Any) -> None:
-    configure_logging(
-        LoggingConfig.from_settings(settings.logging),
-        logger_provider=state.logger_provider,
-        meter_provider=state.meter_provider,
-    )
-    if settings.logging.enable_correlation and state.tracer_provider is not None:
+    kept = _pipeline.config if state.first_use else None
+    if kept is None:
+        configure_logging(
+            LoggingConfig.from_settings(settings.logging),
+            logger_provider=state.logger_provider,
+            meter_provider=state.meter_provider,
+        )
+    else:
+        # Configured on first use after the application called configure_logging()
+        # itself: its pipeline stays (exporting through the providers set up now),
+        # and so does its redactor for spans and the other signals.
+        configure_redaction(_pipeline.redactor)
+    if (kept or settings.logging).enable_correlation and state.tracer_provider is not None:
         state.tracer_provider.add_span_processor(CorrelationSpanProcessor())
 
 

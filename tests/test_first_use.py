@@ -239,3 +239,23 @@ def test_bad_settings_do_not_crash_and_still_redact(tmp_path: Path) -> None:
     assert "HEALTH_CHECK_RETRIES: invalid value 'three'; expected an integer" in error["event"]
     (login,) = [r for r in records if r.get("event") == "login"]
     assert login["password"] == "[REDACTED:password]" and "10.1.2.3" not in proc.stdout
+
+
+def test_first_use_keeps_the_logging_the_application_configured(tmp_path: Path) -> None:
+    """The guide's own set-up: configure_logging(LoggingConfig(...)), then the other services."""
+    proc = run_child(
+        """
+        from amas_otel.logging import LoggingConfig, configure_logging, get_logger
+        from amas_otel.metrics import get_metrics_service
+        from amas_otel.sdk import is_configured
+
+        configure_logging(LoggingConfig(format="console", security_level="high"))
+        get_metrics_service().record_error("validation_error", "user_service")
+        get_logger("svc").info("paid", client_ip="10.1.2.3", password="hunter2")
+        print("configured", is_configured())
+        """,
+        tmp_path,
+    )
+    (paid,) = [line for line in proc.stdout.splitlines() if "paid" in line]
+    assert not paid.startswith("{") and "client_ip=[REDACTED:clientip]" in paid and "[REDACTED:password]" in paid
+    assert "configured True" in proc.stdout
