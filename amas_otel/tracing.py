@@ -2,7 +2,9 @@
 
 These talk only to the OpenTelemetry API, so they are safe to call before
 :func:`amas_otel.configure` (spans and instruments are then no-ops, and start
-recording as soon as the providers are set).
+recording as soon as the providers are set).  The first call of a
+:func:`traced` function configures amas-otel when nothing has yet
+(:func:`amas_otel.sdk.configure_on_first_use`); decorating does nothing.
 """
 
 from __future__ import annotations

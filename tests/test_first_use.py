@@ -209,15 +209,20 @@ def test_first_use_is_idempotent_thread_safe_and_matches_configure(tmp_path: Pat
 
 def test_log_level_debug_shows_amas_otel_debug_lines(tmp_path: Path) -> None:
     code = """
+        import asyncio
         from amas_otel.breaker import get_circuit_breaker_service
+        from amas_otel.health import add_health_check, check_health
         from amas_otel.logging import get_logger
         get_circuit_breaker_service().create_breaker("external_api")
+        add_health_check("queue", lambda: {"status": "healthy", "message": "empty"})
+        asyncio.run(check_health(fresh=True))
         get_logger("svc").debug("app debug line")
         """
     debug = json_lines(run_child(code, tmp_path, LOG_LEVEL="DEBUG").stdout)
     own = [r for r in debug if r["level"] == "debug" and r["logger"].startswith("amas_otel")]
     assert any(r["event"].startswith("amas_otel configured") for r in own)
     assert any("circuit breaker 'external_api' created" in r["event"] for r in own)
+    assert any(r["event"].startswith("amas_otel: health check 'queue': healthy in") for r in own)
     assert any(r["event"] == "app debug line" for r in debug)
     info = json_lines(run_child(code, tmp_path, LOG_LEVEL="INFO").stdout)
     assert not [r for r in info if r["level"] == "debug"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import math
 import threading
 import time
@@ -77,6 +78,8 @@ __all__ = [
 ]
 
 _MAX_MESSAGE = 500
+# Every run of every check, for LOG_LEVEL=DEBUG (status changes are logged at info and above).
+_debug = logging.getLogger("amas_otel.health")
 # Seconds; spans the sub-millisecond in-memory checks to timed-out ones.
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -478,6 +481,14 @@ class HealthCheckService:
                 return  # removed while it ran
             previous = self._latest.get(result.name)
             self._latest[result.name] = result
+        _debug.debug(
+            "amas_otel: health check %r: %s in %.3fs after %d attempt(s): %s",
+            result.name,
+            result.status.value,
+            result.duration_seconds,
+            result.attempts,
+            result.message,
+        )
         before = previous.status if previous is not None else None
         if before is result.status or (before is None and result.status is HealthStatus.HEALTHY):
             return
