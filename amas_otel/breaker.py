@@ -86,7 +86,9 @@ _monotonic = time.monotonic
 _CO_COROUTINE = inspect.CO_COROUTINE
 
 
-class CircuitState(str, enum.Enum):
+class CircuitState(enum.StrEnum):
+    """A breaker's state; ``str()`` and f-strings give the value (``closed``), as the guide prints it."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"

@@ -678,7 +678,9 @@ class _RecordProcessor:
         event_dict = self._redact(logger, method_name, event_dict)
         if self._counter is not None:
             self._counter.add(level, event_dict.get("component"))
-        if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():
+        # Not for the SDK's own warnings: it logs some (attribute limits) while holding
+        # the span's lock, and adding an event to that span would wait on it forever.
+        if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording() and not _from_sdk(name):
             attributes = _attributes(event_dict, _NOT_EVENT_ATTRIBUTES)
             attributes[semconv.LOG_LEVEL] = level
             attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
@@ -776,7 +778,7 @@ class _RecordProcessor:
 
         No logger for the SDK's own records; no count when the SDK's internal metrics are off (its no-op counter).
         """
-        if name.startswith("opentelemetry"):
+        if _from_sdk(name):
             return None, None, -1, None  # the SDK's own complaints must not feed back into the SDK
         otel_logger = (self._provider or get_logger_provider()).get_logger(name)
         # The limits the SDK would apply itself when turning an API record into a writable one; None
@@ -787,6 +789,11 @@ class _RecordProcessor:
             return otel_logger, None, -1, None
         metrics = otel_logger._logger_metrics  # noqa: SLF001
         return otel_logger, limits, _attribute_cap(limits), None if type(metrics) is NoOpLoggerMetrics else metrics.emit_log
+
+
+def _from_sdk(logger_name: str | None) -> bool:
+    """A record of OpenTelemetry's own loggers: never fed back into its spans or log records."""
+    return logger_name is not None and logger_name.startswith("opentelemetry")
 
 
 def _span_ids(span_context: Any) -> _SpanIds:

@@ -50,3 +50,13 @@ def test_guide_integration_example_runs_unchanged() -> None:
     assert 'http_server_request_duration_seconds{http_request_method="POST",http_response_status_code="200",http_route="/process"} count=1' in out
     assert 'amas_errors_total{amas_component="my_service",error_type="processing_error"} 1' in out
     assert 'amas_breaker_state{amas_breaker_name="external_api",amas_breaker_state="closed"} 1' in out
+
+
+def test_guide_troubleshooting_prints_plain_states() -> None:
+    """The guide's f-strings: ``f"Circuit breaker state: {breaker.state}"``, ``f"{result.status} - …"``."""
+    from amas_otel.breaker import CircuitState
+    from amas_otel.health import HealthStatus
+
+    assert f"Circuit breaker state: {CircuitState.OPEN}" == "Circuit breaker state: open"
+    assert f"Database health: {HealthStatus.DEGRADED}" == "Database health: degraded" and str(HealthStatus.HEALTHY) == "healthy"
+    assert CircuitState("half_open") is CircuitState.HALF_OPEN and HealthStatus.UNHEALTHY == "unhealthy"

@@ -48,8 +48,8 @@ __all__ = [
 ]
 
 
-class HealthStatus(str, enum.Enum):
-    """Verdict of one check or of the whole service."""
+class HealthStatus(enum.StrEnum):
+    """Verdict of one check or of the whole service; ``str()`` and f-strings give the value (``healthy``)."""
 
     HEALTHY = "healthy"
     DEGRADED = "degraded"
