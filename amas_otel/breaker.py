@@ -738,6 +738,8 @@ class CircuitBreakerService:
     def create_breaker(self, name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
         """Create breaker ``name``.  Asking again for an existing name returns it when
         ``config`` is None or equal to its config, and raises ``ValueError`` otherwise."""
+        if self._tracer_provider is None or self._meter_provider is None:  # on the global providers
+            configure_on_first_use("create_breaker")
         with self._lock:
             existing = self._breakers.get(name)
             if existing is not None:

@@ -10,6 +10,8 @@ import asyncio
 import urllib.request
 from typing import Any
 
+from opentelemetry import metrics, trace
+
 from amas_otel.config import ConfigError, Settings
 from amas_otel.semconv import Breaker
 
@@ -43,7 +45,16 @@ def run_configured_checks(settings: Settings) -> list[Finding]:
         return [("info", "health checks are off (HEALTH_CHECK_ENABLED=false)")]
     if not health.checks:
         return [("info", "no health checks in the configuration (health.checks); checks added in code are on the app's /health/detailed")]
-    service = HealthCheckService(timeout=health.timeout, retries=0, interval=0, enabled=True, logger=_Silent())
+    service = HealthCheckService(
+        timeout=health.timeout,
+        retries=0,
+        interval=0,
+        enabled=True,
+        # Explicit no-op providers: global ones would configure amas-otel in the doctor's process.
+        tracer_provider=trace.NoOpTracerProvider(),
+        meter_provider=metrics.NoOpMeterProvider(),
+        logger=_Silent(),
+    )
     try:
         service.add_configured_checks(health.checks)
     except ConfigError as exc:

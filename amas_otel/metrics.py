@@ -278,6 +278,8 @@ class MetricsService:
     ) -> None:
         from amas_otel import __version__
 
+        if meter_provider is None:  # on the global provider
+            configure_on_first_use("MetricsService")
         meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
         if custom_metrics is None:
             from amas_otel.config import get_settings

@@ -13,6 +13,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import PYTHON, free_port, python_env
 
 SECRETS = ("hunter2", "sk-live-123")
@@ -263,4 +265,17 @@ def test_first_use_keeps_the_logging_the_application_configured(tmp_path: Path) 
     )
     (paid,) = [line for line in proc.stdout.splitlines() if "paid" in line]
     assert not paid.startswith("{") and "client_ip=[REDACTED:clientip]" in paid and "[REDACTED:password]" in paid
+    assert "configured True" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "construct",
+    [
+        "from amas_otel.health import HealthCheckService; HealthCheckService()",  # the guide's health_service = HealthCheckService()
+        "from amas_otel.breaker import CircuitBreakerService; CircuitBreakerService().create_breaker('external_api')",
+        "from amas_otel.metrics import MetricsService; MetricsService()",
+    ],
+)
+def test_services_on_the_global_providers_configure_on_first_use(tmp_path: Path, construct: str) -> None:
+    proc = run_child(f"{construct}\nfrom amas_otel.sdk import is_configured\nprint('configured', is_configured())", tmp_path)
     assert "configured True" in proc.stdout

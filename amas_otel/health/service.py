@@ -213,6 +213,8 @@ class HealthCheckService:
         meter_provider: metrics.MeterProvider | None = None,
         logger: Any = None,
     ) -> None:
+        if tracer_provider is None or meter_provider is None:  # on the global providers
+            configure_on_first_use("HealthCheckService")
         if None in (timeout, retries, interval, enabled):
             settings = get_settings().health
             timeout = settings.timeout if timeout is None else timeout
