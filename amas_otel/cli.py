@@ -7,7 +7,7 @@
     amas-otel doctor                   is the collector reachable, is the Prometheus port free, which
                                        instrumentations are active; the configured health checks run
                                        once; the running application's circuit breakers and their state
-    amas-otel collector validate|run   check or run an OpenTelemetry Collector configuration
+    amas-otel collector build|validate|run   build amas-otelcol; check or run a collector configuration
 """
 
 from __future__ import annotations
