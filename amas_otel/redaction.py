@@ -922,9 +922,9 @@ def _on_configure(settings: Any, state: Any) -> None:
 
 
 def _register() -> None:
-    from amas_otel import sdk
+    from amas_otel.sdk import add_hooks
 
-    sdk.add_configure_hook(_on_configure)
+    add_hooks(on_configure=_on_configure)
 
 
 _register()
