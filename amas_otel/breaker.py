@@ -55,10 +55,10 @@ import asyncio
 import enum
 import functools
 import inspect
+import itertools
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -474,7 +474,7 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
         trial = False
         if phase.state is not _CLOSED:
             phase, trial = breaker._admit()
-        entry = None
+        token = None
         if timeout is not None:
             try:  # a call is dearer than a try
                 deadlines = _thread.deadlines
@@ -487,31 +487,26 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
                 task = _current_task()
                 if task is not None:
                     deadlines = _thread.deadlines = _Deadlines(task.get_loop())
-            if task is not None:  # register [deadline, task, state] (inline: a method call costs more than this)
-                entries = deadlines.entries
-                # Calls mostly finish in the order they started: the finished ones at the front go now.
-                while entries and entries[0][2] is not _RUNNING:
-                    entries.popleft()
+            if task is not None:  # registered inline: a method call costs more than this
+                token = next(_tokens)
                 deadline = _monotonic() + timeout
-                entry = [deadline, task, _RUNNING]
-                entries.append(entry)
+                deadlines.running[token] = (deadline, task)
                 if deadline < deadlines.next_at:
                     deadlines.schedule(deadline)
         try:
             # ``f(*args, **kwargs)`` copies kwargs into a new dict on every call; most calls pass none.
             result = await (fn(*args, **kwargs) if kwargs else fn(*args))
         except BaseException as exc:
-            if entry is not None:
-                expired = entry[2] is _EXPIRED
-                entry[2] = _FINISHED
-                # Our cancellation, and nobody else's (as with asyncio.timeout): the breaker's timeout.
-                if expired and exc.__class__ is asyncio.CancelledError and entry[1].uncancel() == 0:
+            # Swept (no longer running, its token expired): our cancellation, and when nobody
+            # else's (as with asyncio.timeout), the breaker's timeout.
+            if token is not None and deadlines.running.pop(token, None) is None and deadlines.expired(token):
+                if exc.__class__ is asyncio.CancelledError and task.uncancel() == 0:  # type: ignore[union-attr]
                     breaker._settle(phase, trial, _TIMEOUT)
                     raise CircuitBreakerTimeoutError(breaker.name, timeout) from None  # type: ignore[arg-type]
             breaker._settle(phase, trial, breaker._classify(exc, None))
             raise
-        if entry is not None:
-            entry[2] = _FINISHED
+        if token is not None and deadlines.running.pop(token, None) is None:
+            deadlines.expired(token)  # finished before the cancellation reached it: forget the token
         if trial:
             breaker._settle(phase, trial, _SUCCESS)
         else:
@@ -523,31 +518,40 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
     return run_through_breaker
 
 
-_RUNNING, _FINISHED, _EXPIRED = None, True, False  # the states of a deadline entry, compared with `is`
 _current_task = asyncio.current_task
+_tokens = itertools.count()  # one per timed call: next() is atomic
 
 
 class _Deadlines:
     """Times out the async breaker calls of one event loop with one timer.
 
-    Each timed call registers ``[deadline, task, state]`` in ``entries`` (public asyncio
-    only: the task from ``asyncio.current_task()``, a ``loop.call_later``
-    timer, ``task.cancel()``), and marks it finished when it returns.  The
-    timer fires at the earliest deadline of the calls in flight, cancels the
-    tasks whose deadline passed (marking their entries expired, so the call
-    reports a timeout rather than a cancellation) and re-arms at the next
-    one.  One ``asyncio.timeout`` per call arms and cancels a timer handle
-    per call, about ten times the cost of a breaker call (README, benchmarks);
+    Each timed call registers ``running[token] = (deadline, task)`` (public
+    asyncio only: the task from ``asyncio.current_task()``, a
+    ``loop.call_later`` timer, ``task.cancel()``) and removes it when it
+    returns, so only calls in flight are held.  The timer fires at the
+    earliest deadline it knows of, cancels the tasks whose deadline passed
+    (moving their tokens to ``_expired``, so the call reports a timeout
+    rather than a cancellation) and re-arms at the next deadline in flight.
+    One ``asyncio.timeout`` per call arms and cancels a timer handle per
+    call, about ten times the cost of a breaker call (README, benchmarks);
     here a busy breaker costs one sweep per ``timeout`` period.
     """
 
-    __slots__ = ("loop", "entries", "handle", "next_at")
+    __slots__ = ("loop", "running", "_expired", "handle", "next_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
-        self.entries: deque[list[Any]] = deque()
+        self.running: dict[int, tuple[float, asyncio.Task[Any]]] = {}
+        self._expired: set[int] = set()
         self.handle: asyncio.TimerHandle | None = None
         self.next_at = float("inf")
+
+    def expired(self, token: int) -> bool:
+        """Whether the sweep cancelled the call of ``token`` (asked once: the token is forgotten)."""
+        if token in self._expired:
+            self._expired.discard(token)
+            return True
+        return False
 
     def schedule(self, when: float) -> None:
         if self.handle is not None:
@@ -561,18 +565,14 @@ class _Deadlines:
         self.next_at = float("inf")
         now = _monotonic()
         nearest = float("inf")
-        running: deque[list[Any]] = deque()
-        for entry in self.entries:
-            if entry[2] is not _RUNNING:
-                continue
-            if entry[0] <= now:
-                entry[2] = _EXPIRED
-                entry[1].cancel()
-            else:
-                running.append(entry)
-                if entry[0] < nearest:
-                    nearest = entry[0]
-        self.entries = running
+        running = self.running
+        for token, (deadline, task) in list(running.items()):
+            if deadline <= now:
+                del running[token]
+                self._expired.add(token)
+                task.cancel()
+            elif deadline < nearest:
+                nearest = deadline
         if nearest != float("inf"):
             self.schedule(nearest)
 

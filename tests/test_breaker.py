@@ -732,3 +732,24 @@ def test_half_open_trial_limit_holds_across_phases(tel: Telemetry) -> None:
     assert peak == 2
     assert outcome == {"slow": "ran", "failing": "failed", "next-1": "ran", "next-2": "rejected"}
     assert breaker.get_stats()["half_open_in_flight"] == 0
+
+
+async def test_timed_calls_hold_only_the_calls_in_flight(tel: Telemetry) -> None:
+    """A slow call does not keep the deadlines of the thousands of quick ones that finished after it started."""
+    import amas_otel.breaker as module
+
+    breaker = tel.service.create_breaker("in-flight", cfg(timeout=5, failure_threshold=100))
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "slow"
+
+    slow_call = asyncio.create_task(breaker.call(slow))
+    await asyncio.sleep(0)
+    for _ in range(1000):
+        assert await breaker.call(quick) == "ok"
+    assert len(module._thread.deadlines.running) == 1  # the slow call only
+    release.set()
+    assert await slow_call == "slow"
+    assert not module._thread.deadlines.running
