@@ -49,6 +49,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Status
 
+from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError
 from amas_otel.semconv import REDACTION_COUNT
@@ -225,6 +226,8 @@ _KV = re.compile(
 )
 _NOT_KEYS = ("Error", "Exception", "Warning")  # "ValueError: …" in text names a class, not a key
 _UNKNOWN = object()
+_BAD_KEY = "_bad_key"  # the key_kind of a key UTF-8 cannot encode: renamed, see Redactor._changes
+_RENAMES = object()  # the entry of a _changes result listing (old key, new key) pairs
 _CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
 _SMALL_INT = 65536  # non-negative ints below this are remembered clean (no int that small is a secret)
 _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
@@ -465,6 +468,8 @@ class Redactor:
         return kind
 
     def _decide_key(self, key: str) -> str | None:
+        if not is_encodable(key):
+            return _BAD_KEY
         norm = normalize_key(key)
         if is_sensitive_key(key):
             return next((word for word in _SHARED_WORDS if word in norm), "secret")
@@ -497,7 +502,7 @@ class Redactor:
         if changes is None:
             return attributes, counter.n
         cleaned = dict(attributes)
-        cleaned.update(changes)
+        _apply(cleaned, changes)
         return cleaned, counter.n
 
     def structlog_processor(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -505,7 +510,7 @@ class Redactor:
         counter = _Counter()
         changes = self._changes(event_dict, counter, _ALWAYS_SAFE_LOG_KEYS)
         if changes is not None:
-            event_dict.update(changes)
+            _apply(event_dict, changes)
         if counter.n:
             event_dict[REDACTION_COUNT] = counter.n
         return event_dict
@@ -560,6 +565,14 @@ class Redactor:
                     new = self._field(key, value, counter)
             elif key in skip:
                 continue
+            elif type(key) is str and self.key_kind(key) is _BAD_KEY:
+                # A key UTF-8 cannot encode (a lone surrogate): the value moves to the key made encodable.
+                if changes is None:
+                    changes = {}
+                renamed = encodable(key)
+                changes.setdefault(_RENAMES, []).append((key, renamed))  # type: ignore[union-attr]
+                changes[key] = self._field(renamed, value, counter)
+                continue
             else:
                 new = self._field(key, value, counter)
             if new is not value:
@@ -571,7 +584,7 @@ class Redactor:
     def _field(self, key: Any, value: Any, counter: _Counter) -> Any:
         try:
             kind = self.key_kind(key) if isinstance(key, str) else None
-            if kind is not None:
+            if kind is not None and kind is not _BAD_KEY:
                 return self._replaced(kind, value, counter)
             return self._any(value, counter)
         except Exception:  # noqa: BLE001 - a redaction bug must cost the value, not the record
@@ -601,6 +614,9 @@ class Redactor:
             changed = False
             for k, v in value.items():
                 new = self._field(k, v, counter)
+                if type(k) is str and not is_encodable(k):
+                    k = encodable(k)
+                    changed = True
                 changed = changed or new is not v
                 out[k] = new
             return out if changed else value
@@ -629,7 +645,9 @@ class Redactor:
         # renderers: both are scanned, and the cleaned repr replaces the object when either held a secret.
         text, shown = str(value), repr(value)
         cleaned = self._text(text, counter)
-        cleaned_shown = self._text(shown, counter) if shown != text else cleaned
+        if shown == text:
+            return value if cleaned is text else cleaned
+        cleaned_shown = self._text(shown, counter)
         return value if cleaned is text and cleaned_shown is shown else cleaned_shown
 
     def _pair_kind(self, first: Any) -> str | None:
@@ -654,6 +672,8 @@ class Redactor:
         if self._quiet is not None and self._quiet(text):
             return text
         try:
+            if not text.isascii():
+                text = encodable(text)  # lone surrogates: no sink can encode them
             out = self._scrub(text, counter) if len(text) >= 5 or self._maximum else text
             if self._custom:
                 out = self._custom_patterns(out, counter)
@@ -894,7 +914,7 @@ class RedactingSpanProcessor(SpanProcessor):
                 if description is not status._description:  # noqa: SLF001
                     span._status = Status(status.status_code, description)  # noqa: SLF001
             changes = None if quiet else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
-            if counter.n:
+            if counter.n or changes:
                 span._attributes = _with_count(attributes, changes, counter.n)  # noqa: SLF001
         except Exception:  # noqa: BLE001 - fall back to dropping every value, never the span
             span._attributes = {REDACTION_COUNT: len(span.attributes or {})}  # noqa: SLF001
@@ -953,12 +973,21 @@ def _rebuilt(original: Any, items: list[Any]) -> BoundedList:
     return bounded
 
 
+def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
+    """Write ``changes`` (from :meth:`Redactor._changes`) into ``target``, renaming the keys listed under ``_RENAMES``."""
+    renames = changes.pop(_RENAMES, None)
+    target.update(changes)
+    for old, new in renames or ():
+        target[new] = target.pop(old)
+
+
 def _with_count(attributes: Any, changes: Mapping[str, Any] | None, count: int) -> Any:
     """``attributes`` with ``changes`` applied and the record's redaction ``count`` added."""
     cleaned = dict(attributes or {})
     if changes:
-        cleaned.update(changes)
-    cleaned[REDACTION_COUNT] = count
+        _apply(cleaned, changes)
+    if count:
+        cleaned[REDACTION_COUNT] = count
     return _bounded(attributes, cleaned)
 
 
@@ -991,7 +1020,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
             changes = None
             if attributes is not None and not redactor._quiet_mapping(attributes):  # noqa: SLF001
                 changes = redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
-            if counter.n:
+            if counter.n or changes:
                 record.attributes = _with_count(attributes, changes, counter.n)
         except Exception:  # noqa: BLE001 - never drop the record
             record.body = _ERROR
