@@ -218,13 +218,14 @@ _NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
 # strings: ``password='hunter 2x'``); an unquoted one is one token, with an authentication scheme word
 # before it (``Token X``); after a header-style ``Key: `` the value of a sensitive key runs to the end
 # of the line (``Cookie: a=1; sid=X``), see :meth:`Redactor._pairs`.
-_QUOTED_VALUE = r"'(?:[^'\\\r\n]|\\.)*+'|\"(?:[^\"\\\r\n]|\\.)*+\""
+_QUOTED_VALUE = r"b?'(?:[^'\\\r\n]|\\.)*+'|b?\"(?:[^\"\\\r\n]|\\.)*+\""  # b'…': the repr of bytes
 _AUTH_SCHEMES = r"(?i:bearer|basic|token|digest|negotiate|apikey|api-key|key|hmac|dpop|jwt|mac|oauth)"
 _KV = re.compile(
     r"(?<![\w.\-])(?P<k>[A-Za-z_][\w.\-]{0,127}+)(?P<s>\s*=\s*|[\"']\s*[:=]\s*|[\"']\s*,\s*|:\s+)"
     rf"(?P<v>{_QUOTED_VALUE}|{_AUTH_SCHEMES}\s+[^\s&;,'\"}}\])?#]+|[^\s&;,'\"}}\])?#]+)"
 )
 _NOT_KEYS = ("Error", "Exception", "Warning")  # "ValueError: …" in text names a class, not a key
+_PAIR_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,127}")  # what the first item of a (key, value) pair looks like
 _UNKNOWN = object()
 _BAD_KEY = "_bad_key"  # the key_kind of a key UTF-8 cannot encode: renamed, see Redactor._changes
 _RENAMES = object()  # the entry of a _changes result listing (old key, new key) pairs
@@ -654,7 +655,7 @@ class Redactor:
         """The kind of a ``(key, value)`` pair's value when ``first`` names a secret, else None."""
         if isinstance(first, (bytes, bytearray)):
             first = bytes(first).decode("latin-1")
-        if type(first) is not str or len(first) > 128 or not first:
+        if type(first) is not str or not _PAIR_KEY.fullmatch(first):
             return None
         kind = self.key_kind(first)
         return None if kind == "not_allowed" else kind
@@ -796,6 +797,8 @@ class Redactor:
                     return f"{key}{m.group('s')}[REDACTED:encoded]", m.end()
             return None
         end = m.end()
+        prefix = "b" if value[:2] in ("b'", 'b"') else ""
+        value = value[len(prefix) :]
         quote = value[0] if value[0] in "'\"" and len(value) > 1 and value[-1] == value[0] else ""
         if quote:
             value = value[1:-1]
@@ -805,7 +808,7 @@ class Redactor:
         if value.startswith("[REDACTED:") and end == m.end():
             return None
         counter.n += 1
-        return f"{key}{m.group('s')}{quote}[REDACTED:{kind}]{quote}", end
+        return f"{key}{m.group('s')}{prefix}{quote}[REDACTED:{kind}]{quote}", end
 
     def _value(self, kinds: list[str], m: re.Match[str], counter: _Counter) -> str:
         kind = kinds[m.lastindex - 1]  # type: ignore[operator]
