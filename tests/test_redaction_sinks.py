@@ -23,16 +23,10 @@ import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from amas_otel.logging import LoggingConfig, configure_logging, get_logger
-from amas_otel.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
+from amas_otel.logging import get_logger
 from tests.redaction_corpus import keyless_secrets
+from tests.test_redaction_otlp import _otlp_pipeline
 from tests.support.otlp import OtlpReceiver
 
 
@@ -89,14 +83,7 @@ _WORD = st.text(string.ascii_letters + string.digits, min_size=6, max_size=12).f
 
 
 def _pipeline(receiver: OtlpReceiver, fmt: str, level: str) -> tuple[Any, io.StringIO]:
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(RedactingSpanProcessor())
-    tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces", timeout=5)))
-    logger_provider = LoggerProvider()
-    logger_provider.add_log_record_processor(RedactingLogRecordProcessor())
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", timeout=5)))
-    stream = io.StringIO()
-    configure_logging(LoggingConfig(stream=stream, format=fmt, security_level=level, enable_metrics=False), logger_provider=logger_provider)
+    tracer_provider, stream = _otlp_pipeline(receiver, fmt, level)
     return tracer_provider.get_tracer("sinks"), stream
 
 
