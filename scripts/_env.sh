@@ -1,5 +1,6 @@
 # Shared by scripts/test, scripts/demo and scripts/bench: a virtual environment
-# with amas-otel installed, and a Prometheus server unpacked from Debian's package.
+# with amas-otel installed, a Prometheus server unpacked from Debian's package, and
+# the PostgreSQL and Redis binaries the tests start their throwaway servers from.
 
 amas_venv() {  # amas_venv EXTRAS
   local venv="${AMAS_VENV:-.venv}" extras="$1" stamp
@@ -38,4 +39,32 @@ amas_prometheus() {  # sets PROMETHEUS_BIN and PROMTOOL_BIN
     dpkg -x "$deb" "$cache"
   fi
   export PROMETHEUS_BIN="$cache/usr/bin/prometheus" PROMTOOL_BIN="$cache/usr/bin/promtool"
+}
+
+amas_test_services() {  # makes sure the tests can start PostgreSQL and Redis (tests/support/services.py)
+  local missing=()
+  if [ -z "${AMAS_TEST_POSTGRES_DSN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+     ! command -v initdb >/dev/null; then
+    missing+=(postgresql)
+  fi
+  if [ -z "${AMAS_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then
+    missing+=(redis-server)
+  fi
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "the tests start their own PostgreSQL and Redis and need Debian's ${missing[*]}:" >&2
+    echo "  sudo apt-get install ${missing[*]}" >&2
+    echo "or point them at running servers with AMAS_TEST_POSTGRES_DSN / AMAS_TEST_REDIS_URL" >&2
+    return 1
+  fi
+  mkdir -p .cache
+  echo "installing ${missing[*]} from Debian's packages (the tests start throwaway servers from them)" >&2
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >.cache/apt-install.log 2>&1; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >.cache/apt-install.log 2>&1; then
+      cat .cache/apt-install.log >&2
+      echo "apt-get install ${missing[*]} failed (log above, also in .cache/apt-install.log)" >&2
+      return 1
+    fi
+  fi
 }

@@ -1,30 +1,46 @@
-"""Shared fixtures.  Services are found from environment variables with loopback defaults;
-a missing service is a failure, never a skip."""
+"""Shared fixtures.  PostgreSQL and Redis are throwaway servers started once per session
+(``tests/support/services.py``) unless ``AMAS_TEST_POSTGRES_DSN`` / ``AMAS_TEST_REDIS_URL``
+name existing ones; a missing service is a failure, never a skip."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
 from tests.support.otlp import OtlpReceiver
+from tests.support.services import postgres_server, redis_server
+
+__all__ = ["PYTHON", "REPO", "free_port", "python_env"]
 
 # Fixtures shared by the logging and redaction tests (make_pipeline).
 pytest_plugins = ["tests.logging_support"]
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_DSN = os.environ.get("AMAS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AMAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a PostgreSQL ``test`` database: ``$AMAS_TEST_POSTGRES_DSN``, else a throwaway server."""
+    if dsn := os.environ.get("AMAS_TEST_POSTGRES_DSN"):
+        yield dsn
+        return
+    with postgres_server() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis database: ``$AMAS_TEST_REDIS_URL``, else a throwaway server."""
+    if url := os.environ.get("AMAS_TEST_REDIS_URL"):
+        yield url
+        return
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture

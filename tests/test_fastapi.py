@@ -618,15 +618,14 @@ def test_auto_instrumented_process_still_records_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def rate_limit_settings(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     from amas_otel import config
-    from tests.conftest import REDIS_URL
 
     environ = {
         "RATE_LIMIT_ENABLED": "true",
         "RATE_LIMIT_REQUESTS_PER_MINUTE": "6",
         "RATE_LIMIT_BURST_LIMIT": "1",
-        "RATE_LIMIT_REDIS_URL": REDIS_URL,
+        "RATE_LIMIT_REDIS_URL": redis_url,
         "RATE_LIMIT_TRUSTED_PROXIES": "127.0.0.1",
     }
     monkeypatch.setattr(config, "_settings", config.load_settings(environ=environ, config_files=[]))

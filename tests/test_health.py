@@ -9,6 +9,7 @@ import socket
 import textwrap
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from amas_otel.health import (
     ServiceHealthCheck,
     aggregate,
 )
-from tests.conftest import POSTGRES_DSN, REDIS_URL, free_port
+from tests.conftest import free_port
 from tests.support.health_servers import SilentServer, StatusHTTPServer, TcpListener
 
 
@@ -89,12 +90,12 @@ def closed_port() -> int:
 # --- real PostgreSQL ------------------------------------------------------------
 
 
-async def test_database_sync_and_async_against_postgres(tel: Telemetry) -> None:
+async def test_database_sync_and_async_against_postgres(tel: Telemetry, postgres_dsn: str) -> None:
     service = tel.service()
-    service.add("pg_sync", DatabaseHealthCheck(lambda: psycopg.connect(POSTGRES_DSN, connect_timeout=2)))
+    service.add("pg_sync", DatabaseHealthCheck(lambda: psycopg.connect(postgres_dsn, connect_timeout=2)))
 
     async def connect_async() -> psycopg.AsyncConnection:
-        return await psycopg.AsyncConnection.connect(POSTGRES_DSN, connect_timeout=2)
+        return await psycopg.AsyncConnection.connect(postgres_dsn, connect_timeout=2)
 
     service.add("pg_async", DatabaseHealthCheck(connect_async, query="SELECT 41 + 1"))
     report = await service.check_health()
@@ -124,12 +125,12 @@ async def test_database_wrong_port_is_unhealthy_and_recorded(tel: Telemetry) -> 
 # --- real Redis -------------------------------------------------------------------
 
 
-async def test_cache_sync_async_and_factory_against_redis(tel: Telemetry) -> None:
+async def test_cache_sync_async_and_factory_against_redis(tel: Telemetry, redis_url: str) -> None:
     service = tel.service()
-    sync_client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    sync_client = redis.Redis.from_url(redis_url, socket_timeout=2)
     service.add("redis_sync", CacheHealthCheck(sync_client))
-    service.add("redis_async", CacheHealthCheck(aioredis.Redis.from_url(REDIS_URL)))
-    service.add("redis_factory", CacheHealthCheck(lambda: redis.Redis.from_url(REDIS_URL, socket_timeout=2)))
+    service.add("redis_async", CacheHealthCheck(aioredis.Redis.from_url(redis_url)))
+    service.add("redis_factory", CacheHealthCheck(lambda: redis.Redis.from_url(redis_url, socket_timeout=2)))
     report = await service.check_health()
     assert report["status"] == "healthy", report
     for name in ("redis_sync", "redis_async", "redis_factory"):
@@ -502,7 +503,7 @@ def test_bad_service_settings_name_the_argument() -> None:
 # --- checks from configuration ---------------------------------------------------------------
 
 
-def test_checks_from_yaml_build_and_run(tel: Telemetry, tmp_path: Path) -> None:
+def test_checks_from_yaml_build_and_run(tel: Telemetry, tmp_path: Path, postgres_dsn: str, redis_url: str) -> None:
     port = TcpListener()
     try:
         config = tmp_path / "health.yaml"
@@ -512,8 +513,8 @@ def test_checks_from_yaml_build_and_run(tel: Telemetry, tmp_path: Path) -> None:
                 health:
                   timeout: 2
                   checks:
-                    - {{name: database, type: database, timeout: 5, dsn: "{POSTGRES_DSN}"}}
-                    - {{name: redis, type: cache, timeout: 3, url: "{REDIS_URL}"}}
+                    - {{name: database, type: database, timeout: 5, dsn: "{postgres_dsn}"}}
+                    - {{name: redis, type: cache, timeout: 3, url: "{redis_url}"}}
                     - {{name: tmp, type: file_system, path: "{tmp_path}", writable: true, critical: false}}
                     - {{name: memory, type: memory, max_usage_percent: 99.9}}
                     - {{name: disk, type: disk, path: /, max_usage_percent: 99.9}}
@@ -578,14 +579,14 @@ def test_loopback_listener_is_really_closed_when_stopped() -> None:
 
 
 async def test_guide_functions_on_the_process_wide_service(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, postgres_dsn: str, redis_url: str
 ) -> None:
     import amas_otel.config
     import amas_otel.health.service
     from amas_otel import health
 
     config = tmp_path / "health.yaml"
-    config.write_text(f"health:\n  interval: 0\n  checks:\n    - {{name: redis, type: cache, url: '{REDIS_URL}'}}\n")
+    config.write_text(f"health:\n  interval: 0\n  checks:\n    - {{name: redis, type: cache, url: '{redis_url}'}}\n")
     clean_env.setenv("AMAS_CONFIG_FILES", str(config))
     clean_env.setattr(amas_otel.config, "_settings", None)
     clean_env.setattr(amas_otel.health.service, "_default", None)
@@ -595,8 +596,8 @@ async def test_guide_functions_on_the_process_wide_service(
     health.add_memory_health_check("memory", max_usage_percent=100.0)
     health.add_disk_health_check("disk", max_usage_percent=100.0)
     health.add_file_system_health_check("tmp", str(tmp_path), writable=True)
-    health.add_network_health_check("pg_port", "127.0.0.1", 5432)
-    health.add_database_health_check("db", lambda: psycopg.connect(POSTGRES_DSN))
+    health.add_network_health_check("pg_port", "127.0.0.1", urllib.parse.urlsplit(postgres_dsn).port)
+    health.add_database_health_check("db", lambda: psycopg.connect(postgres_dsn))
     health.add_service_health_check("svc", lambda: {"status": "healthy", "uptime": 1})
     health.add_health_check("optional", lambda: False, critical=False)
     report = await health.check_health()

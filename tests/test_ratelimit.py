@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from amas_otel.ratelimit import RateLimiter, RateLimitMiddleware, RedisRateLimiter, _networks, client_address
-from tests.conftest import PYTHON, REDIS_URL, python_env
+from tests.conftest import PYTHON, python_env
 
 
 class _Clock:
@@ -178,44 +178,44 @@ async def test_middleware_headers_follow_every_decision() -> None:
 
 
 @pytest.fixture
-def redis_prefix() -> str:
+def redis_prefix(redis_url: str) -> str:
     prefix = f"amas-test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
     client.close()
 
 
-def test_redis_limiter_burst_and_retry_after(redis_prefix: str) -> None:
+def test_redis_limiter_burst_and_retry_after(redis_prefix: str, redis_url: str) -> None:
     reader = InMemoryMetricReader()
     limiter = RedisRateLimiter(
-        REDIS_URL, requests_per_minute=60, burst_size=3, prefix=redis_prefix, meter_provider=MeterProvider(metric_readers=[reader])
+        redis_url, requests_per_minute=60, burst_size=3, prefix=redis_prefix, meter_provider=MeterProvider(metric_readers=[reader])
     )
     decisions = [limiter.check("user-1") for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
     assert 0 < decisions[3].retry_after <= 1.0
     assert limiter.allow_request("user-2")
-    ttl = redis.Redis.from_url(REDIS_URL).pttl(f"{redis_prefix}user-1")
+    ttl = redis.Redis.from_url(redis_url).pttl(f"{redis_prefix}user-1")
     assert 0 < ttl <= 3100  # expires when the bucket would be full again
     assert _rejections(reader) == 1
     limiter.close()
 
 
-async def test_redis_limiter_async_client(redis_prefix: str) -> None:
-    limiter = RedisRateLimiter(REDIS_URL, requests_per_minute=60, burst_size=5, prefix=redis_prefix)
+async def test_redis_limiter_async_client(redis_prefix: str, redis_url: str) -> None:
+    limiter = RedisRateLimiter(redis_url, requests_per_minute=60, burst_size=5, prefix=redis_prefix)
     results = await asyncio.gather(*(limiter.acheck("k") for _ in range(20)))
     assert sum(r.allowed for r in results) == 5
     await limiter.aclose()
 
 
-def test_redis_limiter_shared_by_two_processes(redis_prefix: str) -> None:
+def test_redis_limiter_shared_by_two_processes(redis_prefix: str, redis_url: str) -> None:
     script = textwrap.dedent(
         f"""
         import sys
         from amas_otel.ratelimit import RedisRateLimiter
-        limiter = RedisRateLimiter({REDIS_URL!r}, requests_per_minute=0.001, burst_size=100, prefix={redis_prefix!r})
+        limiter = RedisRateLimiter({redis_url!r}, requests_per_minute=0.001, burst_size=100, prefix={redis_prefix!r})
         sys.stdin.readline()  # start together
         print(sum(limiter.allow_request("shared-client") for _ in range(150)))
         """
