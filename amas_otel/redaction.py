@@ -2,7 +2,7 @@
 
 A :class:`Redactor` is built for a security level (``low`` < ``medium`` < ``high``
 < ``maximum``, see :data:`LEVEL_RULES`) plus the extra ``LOG_REDACT_PATTERNS``.
-It applies two kinds of rules:
+It applies three kinds of rules:
 
 * **key rules** – a value stored under a sensitive key (``password``,
   ``api_key``, ``Authorization``…) is replaced whole.  Keys are compared after
@@ -11,7 +11,11 @@ It applies two kinds of rules:
 * **value rules** – secrets recognised by their shape (JWTs, PEM private keys,
   provider API keys, e-mail addresses, Luhn-valid card numbers…) are replaced
   inside any string, including JSON documents held in strings, URL query
-  strings and ``key=value`` text.
+  strings and ``key=value`` text (quoted values and header lines whole); at
+  ``high`` and ``maximum`` also keyless secrets: base64 DER keys and
+  certificates, random-looking tokens.
+* **structure** – dataclass, attrs, pydantic and namedtuple instances are
+  cleaned field by field, ``(key, value)`` pairs by their key.
 
 Replacements read ``[REDACTED:<kind>]`` and every cleaned record/span gets the
 number of replacements in :data:`amas_otel.semconv.REDACTION_COUNT`.
@@ -658,7 +662,7 @@ class Redactor:
         if type(first) is not str or not _PAIR_KEY.fullmatch(first):
             return None
         kind = self.key_kind(first)
-        return None if kind == "not_allowed" else kind
+        return None if kind == "not_allowed" or kind is _BAD_KEY else kind
 
     def _remember(self, text: str | int) -> None:
         if type(text) is str and len(text) > _CACHE_MAX_LEN:
