@@ -11,6 +11,7 @@ certificates without PEM armour, random tokens).  Both are generated from a fixe
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import string
 import uuid
@@ -206,7 +207,8 @@ def keyless_secrets(per_kind: int = 200) -> list[tuple[str, str]]:
     return [(kind, make(rng)) for kind, make in _SECRETS for _ in range(per_kind)]
 
 
-def secret_corpus(per_kind: int = 200) -> list[tuple[str, str, tuple[str, ...]]]:
+@functools.cache
+def secret_corpus(per_kind: int = 200) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """``(kind, text, needles)``: the keyless secrets and the marked kinds of tests.redaction_secrets, in sentences."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
@@ -229,7 +231,7 @@ def secret_corpus(per_kind: int = 200) -> list[tuple[str, str, tuple[str, ...]]]
 
         collect()
         found += [(kind, f"user said {s.text} twice", s.needles) for s in drawn]  # type: ignore[attr-defined]
-    return found
+    return tuple(found)
 
 
 def rates(level: str) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
