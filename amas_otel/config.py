@@ -298,7 +298,7 @@ class Settings:
 
 _MASK = "****"
 # The userinfo of a URL: "user:password@" keeps the user, a lone "token@" is all secret.
-_URL_USERINFO = re.compile(r"(?<=://)(?P<user>[^/\s:@]*)(?P<password>:[^/\s@]*)?@")
+_URL_USERINFO = re.compile(r"(?<=://)(?P<user>[^/?#\s:@]*)(?P<password>:[^/?#\s]*)?@")
 
 
 def _mask_urls(text: str) -> str:

@@ -105,7 +105,8 @@ _SUFFIXES = (
 # from the looser number rules and are left unchanged.
 _VALUE_RULES: tuple[tuple[str, int, str], ...] = (
     ("private_key", 0, r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)"),
-    ("url_password", 0, r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"),
+    # user:password@ (the user may be empty: redis://:pw@host; the password may hold "@": up to the last one).
+    ("url_password", 0, r"(?<=://)[^/?#\s:@]{0,256}:[^/?#\s]{1,256}(?=@)"),
     ("bearer", 0, r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"),
     ("basic", 0, r"\b(?i:basic)\s+[A-Za-z0-9+/]{8,}=*"),
     ("jwt", 0, r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
