@@ -77,7 +77,7 @@ SHAPES: dict[str, Callable[[str], Any]] = {
 }
 
 # Words no sink writes by itself (not "000000", which protobuf bytes hold anyway).
-_WORD = st.text(string.ascii_letters + string.digits, min_size=6, max_size=12).filter(
+_WORD = st.text(string.ascii_letters + string.digits, min_size=8, max_size=14).filter(
     lambda w: sum(c.isalpha() for c in w) >= 3 and any(c.isdigit() for c in w)
 )
 
