@@ -16,7 +16,7 @@ def _cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Complete
 
 
 def test_help_everywhere() -> None:
-    for args in ([], ["config"], ["project-root"], ["doctor"], ["collector"], ["collector", "validate"], ["collector", "run"]):
+    for args in ([], ["config"], ["project-root"], ["doctor"], ["collector"], ["collector", "build"], ["collector", "validate"], ["collector", "run"]):
         result = _cli(*args, "--help")
         assert result.returncode == 0 and "usage: amas-otel" in result.stdout, (args, result.stderr)
 
