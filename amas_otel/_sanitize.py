@@ -21,12 +21,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from amas_otel import semconv
 from amas_otel._counting import count_of
+from amas_otel._fastpath.log_encoding import encodes
 
 __all__ = ["valid_text", "is_encodable", "encodable", "register", "RecordIsolatingLogExporter"]
 
@@ -116,6 +116,36 @@ def _make_encodable(record: Any) -> None:
         record.event_name = encodable(str(record.event_name))
 
 
+def _encodable(records: list[Any]) -> tuple[list[Any], bool]:
+    """``(the records the OTLP encoder takes, sanitised where needed; whether any was sanitised or dropped)``.
+
+    The batch is halved down to the records the encoder refuses; each is
+    sanitised (:func:`_make_encodable`) and, when still refused, dropped,
+    counted and reported (without its content).
+    """
+    if encodes(records) is not False:  # taken, or the encoder cannot be asked: as they are
+        return records, False
+    if len(records) > 1:
+        middle = len(records) // 2
+        first, first_changed = _encodable(records[:middle])
+        second, second_changed = _encodable(records[middle:])
+        return first + second, first_changed or second_changed
+    record = records[0].log_record
+    try:
+        _make_encodable(record)
+    except Exception:  # noqa: BLE001 - a value whose text cannot be taken: the record goes
+        pass
+    else:
+        if encodes(records):
+            return records, True
+    next(_dropped)
+    _log.error(
+        "amas_otel: dropped a log record that cannot be encoded for OTLP, even sanitised (severity %s)",
+        getattr(record, "severity_text", None) or "unset",
+    )
+    return [], True
+
+
 class RecordIsolatingLogExporter(LogRecordExporter):
     """Wraps a log exporter so that a record it cannot encode costs that record, never the batch.
 
@@ -137,9 +167,8 @@ class RecordIsolatingLogExporter(LogRecordExporter):
             result = LogRecordExportResult.FAILURE
         if result is LogRecordExportResult.SUCCESS:
             return result
-        before = count_of(_sanitized), count_of(_dropped)
-        good = self._encodable(list(batch))
-        if (count_of(_sanitized), count_of(_dropped)) == before:
+        good, changed = _encodable(list(batch))
+        if not changed:
             return result  # every record encodes: the failure was elsewhere
         if not good:
             return LogRecordExportResult.SUCCESS
@@ -147,25 +176,6 @@ class RecordIsolatingLogExporter(LogRecordExporter):
             return self._exporter.export(good)
         except Exception:  # noqa: BLE001 - the processor would only log it
             return LogRecordExportResult.FAILURE
-
-    def _encodable(self, records: list[Any]) -> list[Any]:
-        try:
-            encode_logs(records)
-            return records
-        except Exception:  # noqa: BLE001 - found out below, record by record
-            pass
-        if len(records) > 1:
-            middle = len(records) // 2
-            return self._encodable(records[:middle]) + self._encodable(records[middle:])
-        record = records[0]
-        try:
-            _make_encodable(record.log_record)
-            encode_logs(records)
-            return records
-        except Exception as exc:  # noqa: BLE001 - this record cannot be sent
-            next(_dropped)
-            _log.error("amas_otel: dropped a log record that cannot be encoded for OTLP (%s: %s)", type(exc).__name__, exc)
-            return []
 
     def shutdown(self) -> None:
         self._exporter.shutdown()
