@@ -76,6 +76,13 @@ CLIENT_ADDRESS = "client.address"
 #: Number of values redacted in a span / log record (like the collector redaction processor's summary).
 REDACTION_COUNT = "amas.redaction.count"
 
+# --- encodable telemetry (amas_otel._sanitize) -------------------------------
+#: Observable counter, unit "{value}": telemetry values UTF-8 cannot encode (lone surrogates) or the
+#: OTLP encoder refuses, replaced (U+FFFD, or their text) instead of failing the line or the batch.
+SANITIZED_VALUES = "amas.telemetry.values.sanitized"
+#: Observable counter, unit "{record}": log records dropped because they could not be encoded even sanitised.
+DROPPED_RECORDS = "amas.telemetry.log_records.dropped"
+
 # --- circuit breaker -------------------------------------------------------
 # Agreed: observable gauge "amas.breaker.state" unit "{state}" (attrs amas.breaker.name,
 # amas.breaker.state = closed|open|half_open; 1 for the current state, 0 otherwise);
