@@ -371,13 +371,18 @@ class RequestTelemetryMiddleware:
 
 
 def _answers_server_errors(app: Any) -> bool:
-    """True when ``app`` registered its own handler for ``Exception`` or status 500.
+    """True when ``app`` answers unexpected exceptions itself, so the layer lets them through.
 
-    Read per failing request, not at instrumentation time: a handler added
-    after :func:`instrument_app` wins too.
+    That is when it registered its own handler for ``Exception`` or status 500
+    (read per failing request, not at instrumentation time: a handler added
+    after :func:`instrument_app` wins too), or when it configured FastAPI's
+    native telemetry, which records the exception (span status, log record)
+    only if it reaches FastAPI's own error handling.
     """
     handlers = getattr(app, "exception_handlers", None)
-    return bool(handlers) and (Exception in handlers or 500 in handlers)
+    if handlers and (Exception in handlers or 500 in handlers):
+        return True
+    return getattr(app, "__dict__", {}).get("_amas_otel_native_telemetry") is True
 
 
 def _ignores_attributes(sampler: Any) -> bool:

@@ -4,7 +4,11 @@ instrumentation, FastAPI's native telemetry, the OpenAPI schema (issue 20). Real
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from amas_otel.fastapi import instrument_app, instrument_fastapi, uninstrument_fastapi
+from tests.conftest import python_env
 from tests.support.asgi_server import serve
 from tests.test_fastapi import SECRET, _Telemetry
 
@@ -314,3 +319,65 @@ def test_an_app_that_configured_fastapis_telemetry_keeps_it_under_the_launchers_
     }
     assert counts == {"/items/{item_id}": 2.0}
     assert plain._telemetry["tracing"] is False and app._telemetry["tracing"] is True
+
+
+def test_with_instrument_app_an_app_that_configured_fastapis_telemetry_still_gets_its_exception_records(
+    telemetry: _Telemetry,
+) -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    exporter = InMemorySpanExporter()
+    own_tracer = TracerProvider()
+    own_tracer.add_span_processor(SimpleSpanProcessor(exporter))
+    logs = InMemoryLogRecordExporter()
+    own_logger = LoggerProvider()
+    own_logger.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    app = FastAPI(telemetry={"tracer_provider": own_tracer, "logger_provider": own_logger, "metrics": False})
+
+    @app.get("/boom")
+    async def boom() -> dict:
+        raise ValueError("native")
+
+    instrument_app(app, metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, health=False)
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        failed = client.get("/boom")
+    assert failed.status_code == 500  # FastAPI's own answer: the exception went through its error handling
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.attributes["error.type"] == "ValueError"
+    (record,) = [r.log_record for r in logs.get_finished_logs() if r.log_record.event_name == "http.server.request.exception"]
+    assert isinstance(record.exception, ValueError)
+    assert telemetry.spans.get_finished_spans() == ()  # FastAPI traces this app: no second server span
+
+
+# --- the launcher under pytest -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_pytest_with_filterwarnings_error_runs_under_the_launcher_and_apps_are_still_instrumented(tmp_path: Path) -> None:
+    # The launcher must not import FastAPI (Starlette, AnyIO) before the program does: pytest could
+    # then not rewrite the assertions of AnyIO's plugin, and warns, an error under filterwarnings=error.
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings =\n    error\n")
+    (tmp_path / "test_app.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def test_fastapi_is_patched_once_the_program_imports_it():
+                assert "fastapi" not in sys.modules or "amas_otel.fastapi" in sys.modules
+                from fastapi import FastAPI
+
+                assert type(FastAPI().build_middleware_stack()).__name__ == "RequestTelemetryMiddleware"
+            """
+        )
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "amas-otel-instrument"), sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=python_env(PROMETHEUS_ENABLED="false", AMAS_CONFIG_FILES=""),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout and "PytestAssertRewriteWarning" not in result.stdout + result.stderr
