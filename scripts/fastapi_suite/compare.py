@@ -8,8 +8,9 @@ stale and fails too, so the list says exactly what differs.  Allow-list lines:
 
     MODE PATTERN  # REASON
 
-MODE is ``launcher``, ``in-code`` or ``both``; PATTERN an fnmatch pattern over ``module::test`` ids
-(as in the report: ``tests.test_x::test_y[param]``); the reason is required.  Exit status 1 on any
+MODE is ``launcher``, ``in-code`` or ``both``; PATTERN a ``module::test`` id as in the report
+(``tests.test_x::test_y[param]``), where ``*`` and ``?`` are wildcards and brackets are literal; the
+reason, after two spaces and ``#``, is required.  Exit status 1 on any
 unexplained difference or stale entry.
 """
 
@@ -47,11 +48,12 @@ def allow_list(path: Path) -> list[tuple[str, str, str]]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        spec, _, reason = line.partition("#")
-        parts = spec.split()
-        if len(parts) != 2 or parts[0] not in (*_MODES, "both") or not reason.strip():
+        # Test ids may hold spaces and '#': the reason starts at the first "  # ".
+        spec, _, reason = line.partition("  # ")
+        mode, _, pattern = spec.strip().partition(" ")
+        if mode not in (*_MODES, "both") or not pattern.strip() or not reason.strip():
             raise SystemExit(f"{path}:{number}: expected 'MODE PATTERN  # REASON' with MODE in launcher, in-code, both")
-        entries.append((parts[0], parts[1], reason.strip()))
+        entries.append((mode, pattern.strip(), reason.strip()))
     return entries
 
 
@@ -76,7 +78,7 @@ def main(argv: list[str]) -> int:
             matches = [
                 index
                 for index, (entry_mode, pattern, _) in enumerate(entries)
-                if entry_mode in (mode, "both") and fnmatch.fnmatchcase(test_id, pattern)
+                if entry_mode in (mode, "both") and fnmatch.fnmatchcase(test_id, pattern.replace("[", "[[]"))
             ]
             if matches:
                 used.update(matches)
