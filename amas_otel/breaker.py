@@ -13,7 +13,9 @@ States
     :class:`CircuitBreakerOpenException` (``retry_after`` = seconds until the
     next trial).  Once ``recovery_timeout`` has passed, the next call moves it
     to HALF_OPEN, which admits at most ``half_open_max_calls`` trial calls at
-    a time (others are rejected); ``success_threshold`` trial successes CLOSE
+    a time (others are rejected; a trial still running from an earlier
+    HALF_OPEN period holds its slot until it ends, so the limit holds across
+    periods); ``success_threshold`` trial successes CLOSE
     it, one trial failure OPENs it again.  Transitions happen on calls: an
     OPEN breaker nobody calls stays OPEN.
 
@@ -167,14 +169,13 @@ class _Phase:
     """One stay in a state.  A call remembers the phase it was admitted in, so
     a late result from an earlier phase never moves the current one."""
 
-    __slots__ = ("state", "since", "failures", "successes", "in_flight")
+    __slots__ = ("state", "since", "failures", "successes")
 
     def __init__(self, state: CircuitState) -> None:
         self.state = state
         self.since = _monotonic()
         self.failures = 0  # consecutive, in CLOSED
         self.successes = 0  # trial successes, in HALF_OPEN
-        self.in_flight = 0  # admitted trials, in HALF_OPEN
 
 
 #: Async callables whose call() closure is kept per breaker (a bound on per-call lambdas).
@@ -208,6 +209,9 @@ class CircuitBreaker:
         self._rejected = itertools.count()
         self._interrupted = itertools.count()
         self._transitions = 0
+        # Trials running, whichever HALF_OPEN period admitted them: a slow trial
+        # from the previous period still holds its slot in the next one.
+        self._trials_in_flight = 0
         self._last_failure: str | None = None
         self._tracer_provider = tracer_provider
         self._runners: dict[Any, Callable[..., Awaitable[Any]]] = {}
@@ -276,7 +280,7 @@ class CircuitBreaker:
             "retry_after": self.retry_after(),
             "consecutive_failures": phase.failures,
             "half_open_successes": phase.successes,
-            "half_open_in_flight": phase.in_flight,
+            "half_open_in_flight": self._trials_in_flight,
             "transitions": self._transitions,
             "calls": ok + failed + timed_out + interrupted,
             "successes": ok,
@@ -336,10 +340,10 @@ class CircuitBreaker:
                 change = self._enter(_HALF_OPEN)
                 phase = self._phase
             if phase.state is _HALF_OPEN:
-                if phase.in_flight >= self.config.half_open_max_calls:
+                if self._trials_in_flight >= self.config.half_open_max_calls:
                     next(self._rejected)
                     raise CircuitBreakerOpenException(self.name, 0.0)
-                phase.in_flight += 1
+                self._trials_in_flight += 1
                 trial = True
             else:
                 trial = False
@@ -375,7 +379,7 @@ class CircuitBreaker:
         failed = outcome is _FAILURE or outcome is _TIMEOUT
         with self._lock:
             if trial:
-                phase.in_flight -= 1
+                self._trials_in_flight -= 1
             if phase is self._phase and outcome is not _INTERRUPTED:
                 if phase.state is _CLOSED:
                     if not failed:

@@ -195,6 +195,10 @@ class RateLimitSettings:
     trusted_proxies: tuple[str, ...] = _f((), "RATE_LIMIT_TRUSTED_PROXIES", "trusted_proxies", "list")
     #: With a URL, replicas share one limit through Redis.
     redis_url: str | None = _f(None, "RATE_LIMIT_REDIS_URL", "redis_url", "str")
+    #: Seconds the Redis limiter waits to connect and for each answer before deciding in memory.
+    redis_timeout: float = _f(
+        0.05, "RATE_LIMIT_REDIS_TIMEOUT_SECONDS", "redis_timeout_seconds", "float", minimum=0.0, exclusive=True
+    )
 
 
 @dataclass(frozen=True)

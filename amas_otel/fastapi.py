@@ -44,6 +44,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
 from amas_otel.logging import (
@@ -189,6 +190,8 @@ class RequestTelemetryMiddleware:
         if scope["type"] != "http":
             if scope["type"] == "websocket" and self._correlation is not None:
                 await self._correlation(scope, receive, send)
+            elif scope["type"] == "lifespan":
+                await self.app(scope, receive, _flush_before_shutdown_completes(send))
             else:
                 await self.app(scope, receive, send)
             return
@@ -199,17 +202,17 @@ class RequestTelemetryMiddleware:
         started = False
         correlation_id: str | None = None
         ctx = None
-        if self._correlation is not None:
-            correlation_id = _request_correlation_id(scope["headers"], self._id_name)
-            id_header = (self._id_name, correlation_id.encode("latin-1"))
         span = None
         if self._tracer is not None:
-            span, ctx = self._start_span(scope, correlation_id)
-        elif correlation_id is not None:
+            span, ctx, correlation_id = self._start_span(scope)
+        elif self._correlation is not None:
+            correlation_id = _request_correlation_id(scope["headers"], self._id_name)
             ctx = _context_with({"correlation_id": correlation_id})
             current = trace.get_current_span()
             if current.is_recording():
                 current.set_attribute(CORRELATION_ID, correlation_id)
+        if correlation_id is not None:
+            id_header = (self._id_name, correlation_id.encode("latin-1"))
         token = otel_context.attach(ctx) if ctx is not None else None
         rate_limit = self._rate_limit
         limit_headers: tuple[tuple[bytes, bytes], ...] | None = ()
@@ -273,13 +276,25 @@ class RequestTelemetryMiddleware:
             if self._log_all or (self._log_errors and (status >= 500 or failure is not None)):
                 self._log(scope, template, status, duration, failure, correlation_id)
 
-    def _start_span(self, scope: MutableMapping[str, Any], correlation_id: str | None) -> tuple[Any, Any]:
-        """Start the request's span; return it and the context to run the request in."""
+    def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any, str | None]:
+        """Start the request's span; return it, the context to run the request in and the correlation id.
+
+        The incoming ``baggage`` (all its lines, joined) is cut to the W3C
+        limits and parsed once, by the global propagator; the correlation id is
+        read from what it parsed.
+        """
         # Every header goes to the globally configured propagator (W3C, B3, Jaeger, a custom one):
-        # which headers it reads is its business.
+        # which headers it reads is its business.  Repeated lines arrive joined.
         carrier = _header_carrier(scope["headers"])
         user_agent = carrier.get("user-agent")
+        if "baggage" in carrier:
+            carrier["baggage"] = cap_baggage(carrier["baggage"])
         parent = propagate.extract(carrier, context=otel_context.get_current(), getter=_REQUEST_HEADERS)
+        correlation_id = None
+        if self._correlation is not None:
+            # With a propagator that leaves baggage alone, the correlation id reads the header itself.
+            parsed = parent if "baggage" in carrier and _reads_baggage(propagate.get_global_textmap()) else None
+            correlation_id = _request_correlation_id(scope["headers"], self._id_name, parsed)
         method = scope["method"]
         attributes: dict[str, Any] = {
             _A_METHOD: method if method in _KNOWN_METHODS else "_OTHER",
@@ -308,7 +323,7 @@ class RequestTelemetryMiddleware:
         if correlation_id is None:
             if blind:
                 _set_valid_attributes(span, attributes)
-            return span, trace.set_span_in_context(span, parent)
+            return span, trace.set_span_in_context(span, parent), None
         # The id is set here, not by CorrelationSpanProcessor from the context:
         # one write, and the id chosen from the header wins over a baggage one.
         if blind:
@@ -316,7 +331,7 @@ class RequestTelemetryMiddleware:
             _set_valid_attributes(span, attributes)
         else:
             _set_valid_attributes(span, {CORRELATION_ID: correlation_id})
-        return span, trace.set_span_in_context(span, _context_with({"correlation_id": correlation_id}, parent))
+        return span, trace.set_span_in_context(span, _context_with({"correlation_id": correlation_id}, parent)), correlation_id
 
     @staticmethod
     def _end_span(span: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
@@ -383,6 +398,36 @@ def _answers_server_errors(app: Any) -> bool:
     if handlers and (Exception in handlers or 500 in handlers):
         return True
     return getattr(app, "__dict__", {}).get("_amas_otel_native_telemetry") is True
+
+
+def _flush_before_shutdown_completes(send: Any) -> Any:
+    """``send`` for the lifespan: flush telemetry once the application has shut down, before the server is told.
+
+    The server's shutdown path, after the last request and the application's
+    own shutdown handlers, and before the server exits — under uvicorn and
+    gunicorn's UvicornWorker the process is then killed by the SIGTERM it got,
+    and ``atexit`` never runs.  A flush, not a shutdown: a process that serves
+    again (a test client, a second server) keeps its telemetry.
+    """
+
+    async def send_then_flush(message: MutableMapping[str, Any]) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            from starlette.concurrency import run_in_threadpool
+
+            from amas_otel.sdk import flush
+
+            await run_in_threadpool(flush)  # bounded by AMAS_SHUTDOWN_TIMEOUT_SECONDS
+        await send(message)
+
+    return send_then_flush
+
+
+def _reads_baggage(propagator: Any) -> bool:
+    """True when ``propagator`` (the global one) extracts the ``baggage`` header."""
+    try:
+        return "baggage" in propagator.fields
+    except Exception:  # noqa: BLE001 - a custom propagator without fields: read the header ourselves
+        return False
 
 
 def _ignores_attributes(sampler: Any) -> bool:
@@ -663,7 +708,9 @@ def instrument_app(
 
         app.include_router(health_router(health_service, details_token=health_details_token))
     if metrics_path:
-        app.add_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
+        # An API route (not a bare Starlette one) puts itself in scope["route"], so
+        # scrapes are recorded with their route like every other request.
+        app.add_api_route(metrics_path, _metrics_endpoint(service), methods=["GET"], include_in_schema=False)
 
     if tracing == "otel":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -681,7 +728,9 @@ def instrument_app(
 
 def _configured_limiter(limits: RateLimitSettings) -> RateLimiter | RedisRateLimiter:
     if limits.redis_url:
-        return RedisRateLimiter(limits.redis_url, limits.requests_per_minute, limits.burst_size)
+        return RedisRateLimiter(
+            limits.redis_url, limits.requests_per_minute, limits.burst_size, socket_timeout=limits.redis_timeout
+        )
     return RateLimiter(limits.requests_per_minute, limits.burst_size)
 
 

@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover - another SDK layout: always count
 from amas_otel import semconv
 from amas_otel._batch_queue import enqueue, enqueues
 from amas_otel._counting import count_of
+from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
     RedactingLogRecordProcessor,
@@ -308,12 +309,16 @@ def _header_name(header: str) -> bytes:
     return header.lower().encode("latin-1")
 
 
-def _request_correlation_id(headers: Iterable[tuple[bytes, bytes]], header: bytes) -> str:
+def _request_correlation_id(
+    headers: Iterable[tuple[bytes, bytes]], header: bytes, extracted: context.Context | None = None
+) -> str:
     """A request's correlation id, for :class:`CorrelationMiddleware` and amas_otel.fastapi's request middleware.
 
     From ``header`` (a lower-cased name), else from the ``correlation_id``
     baggage entry, else a new UUID; values that are not 1-128 characters of
-    ``A-Z a-z 0-9 . _ : -`` are not taken (no log injection).
+    ``A-Z a-z 0-9 . _ : -`` are not taken (no log injection).  ``extracted``:
+    the context the request's ``baggage`` header was already parsed into (by
+    the global propagator), so the header is parsed once per request.
     """
     # ASGI servers hand request header names over lower-cased.
     baggage_header = None
@@ -325,8 +330,9 @@ def _request_correlation_id(headers: Iterable[tuple[bytes, bytes]], header: byte
         elif name == b"baggage":
             baggage_header = value.decode("latin-1")
     if baggage_header:
-        ctx = W3CBaggagePropagator().extract({"baggage": baggage_header})
-        found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, ctx)))
+        if extracted is None:
+            extracted = W3CBaggagePropagator().extract({"baggage": cap_baggage(baggage_header)})
+        found = _valid_correlation_id(_as_str(baggage.get_baggage(CORRELATION_BAGGAGE_KEY, extracted)))
         if found:
             return found
     return _new_correlation_id()

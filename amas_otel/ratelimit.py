@@ -11,7 +11,9 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
 * :class:`RateLimiter` — in process, thread- and asyncio-safe (decisions never
   await and take one short lock), memory bounded by ``max_keys``.
 * :class:`RedisRateLimiter` — one atomic Lua script per decision (one round
-  trip, Redis's clock), so several replicas share one limit.
+  trip, Redis's clock), so several replicas share one limit; a short socket
+  timeout and a circuit breaker of its own, deciding in memory while Redis
+  cannot answer.
 * :class:`RateLimitMiddleware` — pure ASGI; 429 with ``Retry-After`` and
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
   client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
@@ -33,9 +35,10 @@ from typing import Any, NamedTuple
 
 from opentelemetry import metrics
 
+from amas_otel.breaker import CircuitBreaker, CircuitBreakerConfig, get_circuit_breaker_service
 from amas_otel.errors import send_error
 from amas_otel.logging import _with_headers
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REJECTIONS
+from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
 
 __all__ = [
     "RateLimitDecision",
@@ -223,6 +226,12 @@ return {1, ahead}
 """
 
 
+# The breaker around Redis, unless the limiter is given another: OPEN after a few
+# failed or timed-out calls, one trial call after a few seconds.
+_REDIS_BREAKER_FAILURES = 3
+_REDIS_BREAKER_RECOVERY_SECONDS = 5.0
+
+
 class RedisRateLimiter(_Limiter):
     """The same token bucket kept in Redis, shared by every process using the same ``prefix``.
 
@@ -231,11 +240,21 @@ class RedisRateLimiter(_Limiter):
     with an expiry of when the bucket is full again — atomically.  Give a
     ``url`` or a client: a ``redis.Redis`` for :meth:`allow_request` /
     :meth:`check`, a ``redis.asyncio.Redis`` for :meth:`acheck` (with ``url``
-    both are created on first use).
+    both are created on first use, with ``socket_timeout`` seconds to connect
+    and to answer — ``RATE_LIMIT_REDIS_TIMEOUT_SECONDS``, 0.05 s — and no
+    client retries; a given client keeps its own settings).
 
-    When Redis fails, ``fail_open`` (default) lets the request through and logs
-    a warning at most once a minute: a broken limiter must not take the
-    service down.  With ``fail_open=False`` the error propagates.
+    Every call goes through a circuit breaker: ``breaker``, by default
+    ``amas.ratelimit.redis`` of :func:`amas_otel.breaker.get_circuit_breaker_service`
+    (shared by the limiters that take the default; its state is in the
+    ``amas.breaker.*`` metrics like any other breaker's): after 3 failed or
+    timed-out calls it opens, and for 5 s calls do not wait on Redis at all,
+    then one trial call tests it again.  When Redis
+    fails or the breaker is open, ``fail_open`` (default) decides the request
+    with an in-memory :class:`RateLimiter` of the same limits (per process:
+    still a limit, never an error) and logs a warning at most once a minute.
+    With ``fail_open=False`` the error (or
+    :class:`~amas_otel.breaker.CircuitBreakerOpenException`) propagates.
     """
 
     backend = "redis"
@@ -250,10 +269,28 @@ class RedisRateLimiter(_Limiter):
         prefix: str = "amas:ratelimit:",
         fail_open: bool = True,
         meter_provider: Any = None,
+        socket_timeout: float = 0.05,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         super().__init__(requests_per_minute, burst_size, meter_provider)
         if (url is None) == (client is None):
             raise ValueError("RedisRateLimiter needs exactly one of url= or client=")
+        if isinstance(socket_timeout, bool) or not isinstance(socket_timeout, (int, float)) or not (
+            0 < socket_timeout < math.inf
+        ):
+            raise ValueError(f"socket_timeout must be a positive number of seconds, got {socket_timeout!r}")
+        self.socket_timeout = float(socket_timeout)
+        # The breaker's own per-call timeout stays off: the socket timeout bounds each call.
+        self.breaker: CircuitBreaker = breaker or get_circuit_breaker_service().create_breaker(
+            RATELIMIT_REDIS_BREAKER,
+            CircuitBreakerConfig(
+                failure_threshold=_REDIS_BREAKER_FAILURES,
+                recovery_timeout=_REDIS_BREAKER_RECOVERY_SECONDS,
+                success_threshold=1,
+                timeout=None,
+            ),
+        )
+        self._fallback = RateLimiter(requests_per_minute, burst_size, meter_provider=meter_provider)
         self._url = url
         self._client = client
         self._aclient = client
@@ -268,8 +305,10 @@ class RedisRateLimiter(_Limiter):
         if self._script is None:
             if self._url is not None and self._client is None:
                 import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
 
-                self._client = redis.Redis.from_url(self._url)
+                self._client = redis.Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **self._timeouts())
             self._script = self._client.register_script(_GCRA_LUA)
         return self._script
 
@@ -277,36 +316,48 @@ class RedisRateLimiter(_Limiter):
         if self._ascript is None:
             if self._url is not None:
                 import redis.asyncio
+                from redis.asyncio.retry import Retry
+                from redis.backoff import NoBackoff
 
-                self._aclient = redis.asyncio.Redis.from_url(self._url)
+                self._aclient = redis.asyncio.Redis.from_url(self._url, retry=Retry(NoBackoff(), 0), **self._timeouts())
             self._ascript = self._aclient.register_script(_GCRA_LUA)
         return self._ascript
+
+    def _timeouts(self) -> dict[str, float]:
+        # redis-py's own defaults wait seconds (and retry) on a Redis that accepts and never answers.
+        return {"socket_timeout": self.socket_timeout, "socket_connect_timeout": self.socket_timeout}
 
     def _from_reply(self, reply: Any) -> RateLimitDecision:
         return self._decision(bool(int(reply[0])), int(reply[1]) / 1e6)
 
-    def _failed(self, exc: Exception) -> RateLimitDecision:
+    def _failed(self, exc: Exception, key: Hashable) -> RateLimitDecision:
         if not self.fail_open:
             raise exc
         now = time.monotonic()
         if now - self._last_warning >= 60.0:
             self._last_warning = now
-            _log.warning("amas_otel: Redis rate limiter unavailable (%s); requests are let through", exc)
-        return RateLimitDecision(True, self.burst_size, self.burst_size, 0.0, 0.0)
+            _log.warning("amas_otel: Redis rate limiter unavailable (%s); limiting in this process meanwhile", exc)
+        return self._fallback.check(key)
 
     def check(self, key: Hashable) -> RateLimitDecision:
         """Take one token for ``key`` (blocking call to Redis)."""
         try:
-            return self._from_reply(self._sync_script()(keys=[f"{self.prefix}{key}"], args=self._args))
+            script = self._sync_script()
+            with self.breaker.guard():
+                reply = script(keys=[f"{self.prefix}{key}"], args=self._args)
+            return self._from_reply(reply)
         except Exception as exc:  # noqa: BLE001 - any client error means "Redis unavailable"
-            return self._failed(exc)
+            return self._failed(exc, key)
 
     async def acheck(self, key: Hashable) -> RateLimitDecision:
         """Take one token for ``key`` through the asyncio client."""
         try:
-            return self._from_reply(await self._async_script()(keys=[f"{self.prefix}{key}"], args=self._args))
+            script = self._async_script()
+            async with self.breaker.guard():
+                reply = await script(keys=[f"{self.prefix}{key}"], args=self._args)
+            return self._from_reply(reply)
         except Exception as exc:  # noqa: BLE001
-            return self._failed(exc)
+            return self._failed(exc, key)
 
     def allow_request(self, key: Hashable) -> bool:
         """Take one token for ``key``; True if the request may proceed."""

@@ -38,6 +38,7 @@ from amas_otel.resource import build_resource
 
 __all__ = [
     "configure",
+    "flush",
     "shutdown",
     "is_configured",
     "prometheus_endpoint",
@@ -63,6 +64,8 @@ class _State:
     prometheus_server: WSGIServer | None = None
     prometheus_url: str | None = None
     shut_down: bool = False
+    #: A flush that ran out of time and may still be exporting (to a collector that does not answer).
+    stuck_flush: threading.Thread | None = None
 
 
 _lock = threading.RLock()
@@ -125,9 +128,18 @@ def configure(
             raise
         _attach_exporters(state)
         _publish(state)
+        # A pre-forking server (gunicorn --preload) runs this in the master.
+        from amas_otel._fastpath.fork import refresh_process_after_fork
+
+        refresh_process_after_fork(state.tracer_provider, state.meter_provider, state.logger_provider)
         _state = state
         _set_active(settings)
         atexit.register(shutdown)
+        # atexit never runs when a terminating signal's default action ends the
+        # process (uvicorn re-raises SIGTERM with it once it has stopped serving).
+        from amas_otel.signals import shutdown_on_signals
+
+        shutdown_on_signals()
         return settings
 
 
@@ -298,8 +310,9 @@ def _start_prometheus(settings: Settings, state: _State) -> MetricReader:
 class _EveryNSeconds(logging.Filter):
     """Let one record per logger through every ``interval`` seconds.
 
-    An unreachable collector makes the OTLP exporters log on every batch;
-    one line a minute says the same without flooding the application's logs.
+    An unreachable collector makes the OTLP exporters log on every batch, and
+    hostile ``baggage`` headers make the propagator log on every request; one
+    line a minute says the same without flooding the application's logs.
     """
 
     def __init__(self, interval: float = 60.0) -> None:
@@ -321,13 +334,42 @@ _exporter_filter = _EveryNSeconds()
 
 def _quiet_exporter_logs() -> None:
     for name in list(logging.Logger.manager.loggerDict):
-        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal")):
+        if name.startswith(("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal", "opentelemetry.baggage")):
             logger = logging.getLogger(name)
             if _exporter_filter not in logger.filters:
                 logger.addFilter(_exporter_filter)
 
 
 # --- shutdown ---------------------------------------------------------------
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Export every buffered span, log record and metric now, waiting at most ``timeout`` seconds.
+
+    What a server's shutdown path calls (``instrument_app``'s ASGI lifespan
+    does): the providers keep running, so a process that serves again (a test
+    client, a second server) loses nothing.  ``timeout`` defaults to
+    ``AMAS_SHUTDOWN_TIMEOUT_SECONDS``; True when everything was exported in time.
+    """
+    state = _state
+    if state is None or state.shut_down:
+        return True
+    budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
+    deadline_ms = max(int(budget * 1000), 1)
+    worker = _run_bounded(
+        "amas-otel-flush",
+        budget,
+        (
+            lambda: state.tracer_provider and state.tracer_provider.force_flush(deadline_ms),
+            lambda: state.meter_provider and state.meter_provider.force_flush(deadline_ms),
+            lambda: state.logger_provider and state.logger_provider.force_flush(deadline_ms),
+        ),
+    )
+    if worker.is_alive():
+        state.stuck_flush = worker
+        _log.warning("amas_otel: telemetry did not flush within %.1fs", budget)
+        return False
+    return True
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -344,6 +386,10 @@ def shutdown(timeout: float | None = None) -> bool:
             return True
         state.shut_down = True
     budget = state.settings.otel.shutdown_timeout if timeout is None else timeout
+    if state.stuck_flush is not None and state.stuck_flush.is_alive():
+        # The server's shutdown path already spent the budget on a flush that is
+        # still waiting for the collector: one budget for the whole exit.
+        budget = 0.0
     finished = _stop(state, budget)
     if not finished:
         _log.warning("amas_otel: telemetry did not flush within %.1fs; the rest is dropped", budget)
@@ -353,20 +399,34 @@ def shutdown(timeout: float | None = None) -> bool:
 def _stop(state: _State, budget: float) -> bool:
     """Stop ``state``'s providers and endpoint in a daemon thread given ``budget`` seconds."""
     deadline_ms = max(int(budget * 1000), 1)
-
-    def stop_all() -> None:
-        for stop in (
+    worker = _run_bounded(
+        "amas-otel-shutdown",
+        budget,
+        (
             lambda: state.tracer_provider and state.tracer_provider.shutdown(),
             lambda: state.meter_provider and state.meter_provider.shutdown(timeout_millis=deadline_ms),
             lambda: state.logger_provider and state.logger_provider.shutdown(),
             lambda: state.prometheus_server and (state.prometheus_server.shutdown(), state.prometheus_server.server_close()),
-        ):
-            try:
-                stop()
-            except Exception:  # noqa: BLE001 - shutting down must not raise into atexit
-                _log.debug("amas_otel: error during shutdown", exc_info=True)
+        ),
+    )
+    return not worker.is_alive()
 
-    worker = threading.Thread(target=stop_all, name="amas-otel-shutdown", daemon=True)
+
+def _run_bounded(name: str, budget: float, steps: Iterable[Callable[[], Any]]) -> threading.Thread:
+    """Run ``steps`` in order in a daemon thread given ``budget`` seconds; the thread (alive: out of time).
+
+    The thread is abandoned when time is up (the stock SDK retries an
+    unreachable collector for many seconds): exit is never held hostage by telemetry.
+    """
+
+    def run_all() -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - flushing or stopping must not raise into atexit or a server
+                _log.debug("amas_otel: error during %s", name, exc_info=True)
+
+    worker = threading.Thread(target=run_all, name=name, daemon=True)
     worker.start()
     worker.join(budget)
-    return not worker.is_alive()
+    return worker

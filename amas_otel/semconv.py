@@ -220,3 +220,5 @@ class Metric:
 RATELIMIT_REJECTIONS = ("amas.ratelimit.rejections", "{request}")
 #: Which limiter store decided: ``memory`` or ``redis``.
 RATELIMIT_BACKEND = "amas.ratelimit.backend"
+#: ``amas.breaker.name`` of the circuit breaker around the Redis rate limiter's calls.
+RATELIMIT_REDIS_BREAKER = "amas.ratelimit.redis"

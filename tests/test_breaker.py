@@ -639,3 +639,58 @@ def test_requests_timeout_comes_from_the_breaker(tel: Telemetry, http_server: st
     with pytest.raises(requests.Timeout):
         session.get(http_server + "/slow")
     assert tel.service.get_breaker("slowdep").state is CircuitState.OPEN
+
+
+
+def test_half_open_trial_limit_holds_across_phases(tel: Telemetry) -> None:
+    """A trial still running from the previous HALF_OPEN period counts against the next one's limit."""
+    breaker = tel.service.create_breaker("phases", cfg(half_open_max_calls=2, success_threshold=10**6))
+    breaker.force_open()
+    wait_recovery(breaker)
+    active = peak = 0
+    lock = threading.Lock()
+    entered = {name: threading.Event() for name in ("slow", "failing", "next-1", "next-2")}
+    release = {name: threading.Event() for name in entered}
+    outcome: dict[str, str] = {}
+
+    def trial(name: str) -> None:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        entered[name].set()
+        release[name].wait(10)
+        with lock:
+            active -= 1
+        if name == "failing":
+            raise Boom("trial failed")
+
+    def run(name: str) -> None:
+        try:
+            breaker.call(trial, name)
+            outcome[name] = "ran"
+        except Boom:
+            outcome[name] = "failed"
+        except CircuitBreakerOpenException:
+            outcome[name] = "rejected"
+            entered[name].set()
+
+    def start(name: str) -> threading.Thread:
+        thread = threading.Thread(target=run, args=(name,))
+        thread.start()
+        assert entered[name].wait(5)
+        return thread
+
+    threads = [start("slow"), start("failing")]
+    release["failing"].set()  # one trial fails: OPEN again while the slow one still runs
+    threads[1].join(5)
+    assert breaker.state is CircuitState.OPEN
+    wait_recovery(breaker)
+    threads += [start("next-1"), start("next-2")]  # the next HALF_OPEN period
+    for event in release.values():
+        event.set()
+    for thread in threads:
+        thread.join(5)
+    assert peak == 2
+    assert outcome == {"slow": "ran", "failing": "failed", "next-1": "ran", "next-2": "rejected"}
+    assert breaker.get_stats()["half_open_in_flight"] == 0

@@ -227,6 +227,7 @@ def test_rate_limit_and_cardinality_settings() -> None:
             "RATE_LIMIT_BURST_LIMIT": "20",
             "RATE_LIMIT_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
             "RATE_LIMIT_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "RATE_LIMIT_REDIS_TIMEOUT_SECONDS": "0.02",
             "METRICS_CARDINALITY_LIMIT": "50",
         }
     )
@@ -234,7 +235,17 @@ def test_rate_limit_and_cardinality_settings() -> None:
     assert (limit.enabled, limit.requests_per_minute, limit.burst_size) == (True, 120.0, 20)
     assert limit.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
     assert limit.redis_url == "redis://127.0.0.1:6379/0"
+    assert limit.redis_timeout == 0.02
+    assert _load().rate_limit.redis_timeout == 0.05  # well under the time of a request
+    with pytest.raises(ConfigError, match="RATE_LIMIT_REDIS_TIMEOUT_SECONDS: invalid value '0'"):
+        _load({"RATE_LIMIT_REDIS_TIMEOUT_SECONDS": "0"})
     assert s.metrics.cardinality_limit == 50
     assert _load().rate_limit.enabled is False
     with pytest.raises(ConfigError, match="RATE_LIMIT_BURST_LIMIT: invalid value '0'"):
         _load({"RATE_LIMIT_BURST_LIMIT": "0"})
+
+
+def test_redis_timeout_from_yaml(tmp_path: Path) -> None:
+    combined = tmp_path / "amas.yaml"
+    combined.write_text("rate_limit:\n  redis_timeout_seconds: 0.03\n")
+    assert _load(files=[combined]).rate_limit.redis_timeout == 0.03

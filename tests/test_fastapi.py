@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import asyncio
+import logging
 import textwrap
 import time
 from pathlib import Path
@@ -111,6 +112,8 @@ def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
     assert first.attributes["client.address"] == "127.0.0.1"
     assert format(spans[3].context.trace_id, "032x") == parent_trace
     assert spans[4].name == "GET" and "http.route" not in spans[4].attributes
+    # The scrape has its route like any other request; only the unmatched URL has none.
+    assert spans[5].name == "GET /metrics" and spans[5].attributes["http.route"] == "/metrics"
 
     assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
     promtool_check(scrape.text)
@@ -118,7 +121,7 @@ def test_spans_and_metrics_use_route_templates(telemetry: _Telemetry) -> None:
         s["labels"].get("http_route", ""): s["value"]["count"]
         for s in telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
     }
-    assert routes == {"/items/{item_id}": 4.0, "": 1.0}
+    assert routes == {"/items/{item_id}": 4.0, "/metrics": 1.0, "": 1.0}
     assert scrape.text.count("# TYPE http_server_request_duration_seconds histogram") == 1
 
 
@@ -155,6 +158,59 @@ def test_correlation_id_and_incoming_trace_context_share_the_request_context(tel
     assert [s.attributes["amas.correlation.id"] for s in spans] == ["req-9", "from-bag", new_id]
     assert [format(s.parent.trace_id, "032x") if s.parent else None for s in spans] == [parent_trace, parent_trace, None]
     assert spans[0].attributes["http.route"] == "/who" and spans[0].attributes["url.path"] == "/who"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_baggage_flood_is_cut_to_the_w3c_limits_and_parsed_once(
+    telemetry: _Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    parses = []
+    extract = W3CBaggagePropagator.extract
+    monkeypatch.setattr(W3CBaggagePropagator, "extract", lambda self, *a, **k: parses.append(1) or extract(self, *a, **k))
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("opentelemetry.baggage.propagation", "amas_otel.baggage")]
+    for logger in loggers:
+        logger.addHandler(records)
+    # 100 KB, 1,000 list-members; the correlation id comes first, a tenant entry last.
+    flood = ",".join(["correlation_id=from-flood", *(f"k{i}={'v' * 95}" for i in range(998)), "tenant=t9"])
+    app = instrument_app(_correlation_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    try:
+        # h11 refuses a second 100 KB header on a kept-alive connection unless allowed a bigger buffer.
+        with serve(app, h11_max_incomplete_event_size=256 * 1024) as url, httpx.Client(base_url=url) as client:
+            answers = [client.get("/who", headers={"baggage": flood}) for _ in range(5)]
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    assert len(flood) > 100_000
+    assert [a.json()["correlation_id"] for a in answers] == ["from-flood"] * 5
+    assert len(parses) == 5  # once per request
+    # No line quotes the header; amas-otel says what it dropped, once for the five requests.
+    assert [r.name for r in records.records] == ["amas_otel.baggage"]
+    assert all(len(r.getMessage()) < 500 for r in records.records)
+
+
+def test_cap_baggage_keeps_the_leading_members_that_fit() -> None:
+    from amas_otel.baggage_limits import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, cap_baggage
+
+    fits = "a=1,b=2, c=3"
+    assert cap_baggage(fits) is fits
+    many = ",".join(f"k{i}=v" for i in range(500))
+    assert cap_baggage(many).split(",") == [f"k{i}=v" for i in range(MAX_BAGGAGE_MEMBERS)]
+    big = ",".join(f"k{i}={'v' * 95}" for i in range(1000))
+    capped = cap_baggage(big)
+    assert len(capped) <= MAX_BAGGAGE_BYTES and big.startswith(capped)
+    # A list-member over 4096 bytes or not ASCII is skipped (the propagator would drop it with a warning).
+    assert cap_baggage(f"a=1,huge={'x' * 5000},b=\u00e9,c=3") == "a=1,c=3"
 
 
 def test_new_correlation_ids_are_distinct_uuid4s_and_not_shared_with_a_forked_child() -> None:

@@ -6,15 +6,26 @@ import asyncio
 import subprocess
 import textwrap
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from amas_otel.breaker import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerOpenException,
+    CircuitBreakerService,
+    CircuitState,
+    get_circuit_breaker_service,
+)
 from amas_otel.ratelimit import RateLimiter, RateLimitMiddleware, RedisRateLimiter, _networks, client_address
 from tests.conftest import PYTHON, python_env
+from tests.support.health_servers import SilentServer
 
 
 class _Clock:
@@ -231,15 +242,118 @@ def test_redis_limiter_shared_by_two_processes(redis_prefix: str, redis_url: str
     assert sum(counts) == 100, counts
 
 
-def test_redis_unavailable_fails_open_or_raises() -> None:
+def _limiter_breaker(reader: InMemoryMetricReader | None = None) -> CircuitBreaker:
+    """A breaker like the limiter's default one, of a service of its own (tests must not share its state)."""
+    service = CircuitBreakerService(meter_provider=MeterProvider(metric_readers=[reader]) if reader else None)
+    config = CircuitBreakerConfig(failure_threshold=3, recovery_timeout=60.0, success_threshold=1, timeout=None)
+    return service.create_breaker("redis-limiter", config)
+
+
+def test_redis_unavailable_fails_open_in_memory_or_raises() -> None:
     from tests.conftest import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
-    limiter = RedisRateLimiter(url, requests_per_minute=60, burst_size=1)
-    assert limiter.allow_request("k") and limiter.allow_request("k")
-    strict = RedisRateLimiter(url, requests_per_minute=60, burst_size=1, fail_open=False)
+    limiter = RedisRateLimiter(url, requests_per_minute=60, burst_size=1, breaker=_limiter_breaker())
+    # Decided in this process with the same limits while Redis is away: still a limit, never an error.
+    assert limiter.allow_request("k") and not limiter.allow_request("k")
+    strict = RedisRateLimiter(url, requests_per_minute=60, burst_size=1, fail_open=False, breaker=_limiter_breaker())
     with pytest.raises(redis.ConnectionError):
         strict.check("k")
+
+
+def test_the_default_breaker_is_one_of_the_services_breakers() -> None:
+    limiter = RedisRateLimiter("redis://127.0.0.1:1/0")
+    assert limiter.breaker is get_circuit_breaker_service().get_breaker("amas.ratelimit.redis")
+    assert limiter.socket_timeout == 0.05
+    with pytest.raises(ValueError, match="socket_timeout must be a positive number of seconds, got 0"):
+        RedisRateLimiter("redis://127.0.0.1:1/0", socket_timeout=0)
+
+
+@pytest.fixture
+def black_hole() -> Iterator[SilentServer]:
+    """A loopback "Redis" that accepts connections and never answers."""
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_redis_black_hole_costs_the_short_timeout_then_nothing(black_hole: SilentServer) -> None:
+    reader = InMemoryMetricReader()
+    breaker = _limiter_breaker(reader)
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{black_hole.port}/0", requests_per_minute=60, burst_size=2, breaker=breaker)
+    start = time.monotonic()
+    decisions = [limiter.check("client") for _ in range(3)]
+    waited = time.monotonic() - start
+    # Three calls waited the 0.05 s socket timeout (redis-py's own default waits 5 s each), and each
+    # request was decided in memory with the same limits: a burst of 2, then refused.
+    assert waited < 1.5, waited
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert breaker.state is CircuitState.OPEN
+    # Open: no call waits on Redis, nor even connects to it.
+    connections = len(black_hole.accepted)
+    start = time.monotonic()
+    assert all(limiter.allow_request(f"other-{n}") for n in range(50))
+    assert time.monotonic() - start < 0.5
+    assert len(black_hole.accepted) == connections
+    # Its state is in the breaker metrics like any breaker's.
+    states = {
+        dict(point.attributes)["amas.breaker.state"]: point.value
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "amas.breaker.state"
+        for point in metric.data.data_points
+        if dict(point.attributes)["amas.breaker.name"] == "redis-limiter"
+    }
+    assert states == {"closed": 0, "open": 1, "half_open": 0}
+
+
+def test_redis_black_hole_strict_limiter_raises_quickly_then_open(black_hole: SilentServer) -> None:
+    limiter = RedisRateLimiter(f"redis://127.0.0.1:{black_hole.port}/0", fail_open=False, breaker=_limiter_breaker())
+    start = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(redis.TimeoutError):
+            limiter.check("k")
+    assert time.monotonic() - start < 1.5
+    with pytest.raises(CircuitBreakerOpenException):
+        limiter.check("k")
+
+
+def test_redis_black_hole_does_not_hold_16_concurrent_clients(black_hole: SilentServer) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from amas_otel.fastapi import instrument_app
+    from amas_otel.metrics import MetricsService
+    from tests.support.asgi_server import serve
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"ok": True}
+
+    limiter = RedisRateLimiter(
+        f"redis://127.0.0.1:{black_hole.port}/0", requests_per_minute=600_000, burst_size=10_000, breaker=_limiter_breaker()
+    )
+    instrument_app(app, metrics_service=MetricsService(system_metrics=False), tracing="off", rate_limiter=limiter)
+
+    async def load(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            statuses = []
+            for _ in range(4):  # 4 waves of 16 concurrent requests
+                responses = await asyncio.gather(*(client.get("/ping") for _ in range(16)))
+                statuses += [r.status_code for r in responses]
+            return statuses
+
+    with serve(app) as url:
+        start = time.monotonic()
+        statuses = asyncio.run(load(url))
+        elapsed = time.monotonic() - start
+    assert statuses == [200] * 64
+    # The first wave waits the 0.05 s timeout once, then the breaker is open; redis-py's default: 4 x 5 s.
+    assert elapsed < 3.0, elapsed
+    assert limiter.breaker.state is CircuitState.OPEN
 
 
 def test_redis_limiter_needs_exactly_one_source() -> None:
