@@ -679,6 +679,9 @@ def instrument_app(
     traces, meters = _beside_native_telemetry(app)
     if otel_already or (tracing == "lean" and not traces):
         tracing = "off"
+    # FastAPIInstrumentor's middleware switches FastAPI's native telemetry off (FastAPI's rule):
+    # the duration is then recorded here whatever the app configured.
+    meters = meters or tracing == "otel"
 
     if rate_limit_exempt_paths is None:
         rate_limit_exempt_paths = (health_prefix, *([metrics_path] if metrics_path else []))
@@ -753,8 +756,8 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
     it, so nothing is doubled; one that did keeps it (and gets from here only
     what it does not record itself).  Applications that call
     :func:`instrument_app` keep that configuration instead, and those the user
-    instrumented with OpenTelemetry's ``FastAPIInstrumentor`` keep exactly that.  Calling again does nothing; undo with
-    :func:`uninstrument_fastapi`.
+    instrumented with OpenTelemetry's ``FastAPIInstrumentor`` keep exactly
+    that.  Calling again does nothing; undo with :func:`uninstrument_fastapi`.
     """
     from fastapi import FastAPI
 

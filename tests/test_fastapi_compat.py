@@ -381,3 +381,23 @@ def test_pytest_with_filterwarnings_error_runs_under_the_launcher_and_apps_are_s
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout and "PytestAssertRewriteWarning" not in result.stdout + result.stderr
+
+
+def test_tracing_otel_on_an_app_with_fastapi_telemetry_settings_still_records_the_duration(telemetry: _Telemetry) -> None:
+    # FastAPIInstrumentor's middleware switches FastAPI's native telemetry off, metrics included.
+    app = FastAPI(telemetry={"operation_spans": False})
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {"id": item_id}
+
+    instrument_app(app, metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, tracing="otel")
+    try:
+        with serve(app) as url, httpx.Client(base_url=url) as client:
+            assert client.get("/items/1").status_code == 200
+    finally:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.uninstrument_app(app)
+    durations = telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
+    assert [(s["labels"]["http_route"], s["value"]["count"]) for s in durations] == [("/items/{item_id}", 1.0)]
