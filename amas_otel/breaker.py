@@ -69,6 +69,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._counting import count_of
 from amas_otel.config import ConfigError, get_settings
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
 
 __all__ = [
@@ -87,7 +88,9 @@ _monotonic = time.monotonic
 _CO_COROUTINE = inspect.CO_COROUTINE
 
 
-class CircuitState(str, enum.Enum):
+class CircuitState(enum.StrEnum):
+    """A breaker's state; ``str()`` and f-strings give the value (``closed``), as the guide prints it."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -739,6 +742,8 @@ class CircuitBreakerService:
     def create_breaker(self, name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
         """Create breaker ``name``.  Asking again for an existing name returns it when
         ``config`` is None or equal to its config, and raises ``ValueError`` otherwise."""
+        if self._tracer_provider is None or self._meter_provider is None:  # on the global providers
+            configure_on_first_use("create_breaker")
         with self._lock:
             existing = self._breakers.get(name)
             if existing is not None:
@@ -752,9 +757,20 @@ class CircuitBreakerService:
                 name, config, tracer_provider=self._tracer_provider, meter_provider=self._meter_provider
             )
             self._breakers[name] = breaker
-            return breaker
+        _internal_log().debug("amas_otel: circuit breaker %r created: %s", name, breaker.config)
+        return breaker
 
-    def get_breaker(self, name: str) -> CircuitBreaker | None:
+    def get_breaker(self, name: str) -> CircuitBreaker:
+        """Breaker ``name``, created on first request with ``CircuitBreakerConfig()`` (the
+        ``CIRCUIT_BREAKER_*`` settings) — the guide's ``get_breaker("external_api").call(...)``.
+
+        To configure a breaker differently, :meth:`create_breaker` it with its
+        config before anything asks for it by name.
+        """
+        return self._breakers.get(name) or self.create_breaker(name)
+
+    def find_breaker(self, name: str) -> CircuitBreaker | None:
+        """Breaker ``name`` if it exists, else None (nothing is created)."""
         return self._breakers.get(name)
 
     def list_breakers(self) -> list[str]:
@@ -785,8 +801,13 @@ _service_lock = threading.Lock()
 
 
 def get_circuit_breaker_service() -> CircuitBreakerService:
-    """The process-wide service (global tracer and meter providers)."""
+    """The process-wide service (global tracer and meter providers).
+
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`), so breaker states reach the configured readers.
+    """
     global _service
+    configure_on_first_use("get_circuit_breaker_service")
     if _service is None:
         with _service_lock:
             if _service is None:

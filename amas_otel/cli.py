@@ -5,8 +5,9 @@
     amas-otel config [--json]          resolved settings, secrets masked, with the source of each value
     amas-otel project-root [PATH]      the detected project root and the resource it yields
     amas-otel doctor                   is the collector reachable, is the Prometheus port free, which
-                                       instrumentations are active
-    amas-otel collector validate|run   check or run an OpenTelemetry Collector configuration
+                                       instrumentations are active; the configured health checks run
+                                       once; the running application's circuit breakers and their state
+    amas-otel collector build|validate|run   build amas-otelcol; check or run a collector configuration
 """
 
 from __future__ import annotations
@@ -24,17 +25,23 @@ __all__ = ["main"]
 def _cmd_config(args: argparse.Namespace) -> int:
     from amas_otel.config import load_settings
 
+    from amas_otel.resource import describe_resource
+
     settings = load_settings()
     rows = settings.describe()
+    resource = [(f"resource.{key}", value, source, "") for key, value, source in describe_resource(settings)]
     if args.json:
-        print(json.dumps([dict(zip(("key", "value", "source", "env"), row)) for row in rows], indent=2))
+        print(json.dumps([dict(zip(("key", "value", "source", "env"), row)) for row in rows + resource], indent=2))
         return 0
-    width = max(len(row[0]) for row in rows)
+    width = max(len(row[0]) for row in rows + resource)
     value_width = min(max(len(row[1]) for row in rows), 40)
     for key, value, source, env in rows:
         print(f"{key:<{width}}  {value:<{value_width}}  {source}" + (f"  [{env}]" if env and source == "default" else ""))
     if settings.files:
         print("\nfiles read: " + ", ".join(settings.files))
+    print("\nresource (service identity, as configure() resolves it):")
+    for key, value, source, _ in resource:
+        print(f"{key:<{width}}  {value:<{value_width}}  {source}")
     return 0
 
 
@@ -82,14 +89,44 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     else:
         print("info  no OTLP exporter configured: metrics on the embedded Prometheus endpoint, logs on stdout")
 
+    from amas_otel.doctor import breaker_states, run_configured_checks
+
+    metrics_url = args.metrics_url
+    breakers = None
     if "prometheus" in otel.exporters("metrics"):
         host, port = settings.metrics.prometheus_host, settings.metrics.prometheus_port
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        metrics_url = metrics_url or f"http://{shown_host}:{port}{settings.metrics.prometheus_path}"
         try:
             with socket.socket() as probe:
                 probe.bind((host, port))
             report(True, f"Prometheus port {host}:{port} is free (metrics at {settings.metrics.prometheus_path})")
         except OSError as exc:
-            report(False, f"Prometheus port {host}:{port} is taken ({exc.strerror}); set PROMETHEUS_PORT")
+            # Taken by the running application itself is fine: it answers with its metrics.
+            breakers = breaker_states(metrics_url)
+            if breakers is None:
+                report(False, f"Prometheus port {host}:{port} is taken ({exc.strerror}); set PROMETHEUS_PORT")
+            else:
+                report(True, f"Prometheus port {host}:{port} is in use by an application serving its metrics at {metrics_url}")
+
+    for verdict, text in run_configured_checks(settings):
+        if verdict in ("ok", "FAIL"):
+            report(verdict == "ok", text)
+        else:
+            print(f"{verdict:<6}{text}")
+
+    if metrics_url is None:
+        print("info  circuit breakers: metrics go to OTLP only; pass --metrics-url (the collector's Prometheus "
+              "exporter, e.g. http://127.0.0.1:8889/metrics, or the app's /metrics)")
+    else:
+        if breakers is None:
+            breakers = breaker_states(metrics_url)
+        if breakers is None:
+            print(f"info  circuit breakers: no application answers at {metrics_url} (start it, or pass --metrics-url)")
+        elif not breakers:
+            print(f"info  circuit breakers: none reported at {metrics_url}")
+        for name, state in sorted((breakers or {}).items()):
+            print(f"{'info' if state == 'closed' else 'warn':<6}circuit breaker {name}: {state}")
 
     from importlib.metadata import entry_points
 
@@ -115,7 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     root.add_argument("-v", "--verbose", action="store_true", help="also show the resource attributes it yields")
     root.set_defaults(func=_cmd_project_root)
 
-    doctor = commands.add_parser("doctor", help="check the collector, the Prometheus port and instrumentations")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the collector, the Prometheus port, instrumentations; run the configured health checks once; "
+        "list the running application's circuit breakers",
+    )
+    doctor.add_argument(
+        "--metrics-url",
+        default=None,
+        help="where the running application's metrics are read for its circuit breakers "
+        "(default: the embedded endpoint; e.g. the app's /metrics or the collector's Prometheus exporter)",
+    )
     doctor.set_defaults(func=_cmd_doctor)
 
     from amas_otel.collector import register_cli

@@ -665,6 +665,12 @@ def load_settings(
                     tuple(raw) if source == "argument" and all(isinstance(c, HealthCheckSpec) for c in raw)
                     else _health_checks(raw if source != "argument" else [_Located(r, "<arguments>") for r in raw], origin, problems)
                 )
+                # Each entry's options too, with the rest of the configuration: a
+                # check that cannot be built stops `amas-otel config`, doctor and
+                # the launcher, not the application's start.
+                from amas_otel.health.service import check_spec_problems
+
+                problems.extend(check_spec_problems(values[f.name]))
             elif raw is None and f.default is None:
                 values[f.name] = None
             else:

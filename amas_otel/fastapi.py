@@ -56,6 +56,7 @@ from amas_otel.logging import (
     _with_headers,
 )
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HttpAttr
 from amas_otel.tracing import _set_valid_attributes
 from amas_otel.ratelimit import (
@@ -664,6 +665,7 @@ def instrument_app(
         raise RuntimeError("instrument_app() was already called on this application")
     if tracing not in _TRACING_MODES:
         raise ValueError(f"tracing must be one of {', '.join(_TRACING_MODES)}, got {tracing!r}")
+    configure_on_first_use("instrument_app")
     settings = get_settings()
     service = metrics_service or get_metrics_service()
     if metrics_path is None:

@@ -684,7 +684,9 @@ class _RecordProcessor:
         event_dict = self._redact(logger, method_name, event_dict)
         if self._counter is not None:
             self._counter.add(level, event_dict.get("component"))
-        if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():
+        # Not for the SDK's own warnings: it logs some (attribute limits) while holding
+        # the span's lock, and adding an event to that span would wait on it forever.
+        if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording() and not _from_sdk(name):
             attributes = _attributes(event_dict, _NOT_EVENT_ATTRIBUTES)
             attributes[semconv.LOG_LEVEL] = level
             attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
@@ -782,7 +784,7 @@ class _RecordProcessor:
 
         No logger for the SDK's own records; no count when the SDK's internal metrics are off (its no-op counter).
         """
-        if name.startswith("opentelemetry"):
+        if _from_sdk(name):
             return None, None, -1, None  # the SDK's own complaints must not feed back into the SDK
         otel_logger = (self._provider or get_logger_provider()).get_logger(name)
         # The limits the SDK would apply itself when turning an API record into a writable one; None
@@ -793,6 +795,11 @@ class _RecordProcessor:
             return otel_logger, None, -1, None
         metrics = otel_logger._logger_metrics  # noqa: SLF001
         return otel_logger, limits, _attribute_cap(limits), None if type(metrics) is NoOpLoggerMetrics else metrics.emit_log
+
+
+def _from_sdk(logger_name: str | None) -> bool:
+    """A record of OpenTelemetry's own loggers: never fed back into its spans or log records."""
+    return logger_name is not None and logger_name.startswith("opentelemetry")
 
 
 def _span_ids(span_context: Any) -> _SpanIds:
@@ -817,6 +824,7 @@ _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.erro
 
 class _Pipeline:
     config: LoggingConfig | None = None
+    redactor: Redactor | None = None
     processors: list[Any] = []
     handler: _stdlib_logging.Handler | None = None
     stream: IO[str] | None = None
@@ -887,14 +895,86 @@ def configure_logging(
         server_logger.propagate = True
 
     _pipeline.config, _pipeline.processors, _pipeline.handler, _pipeline.stream = config, [*processors, renderer], handler, stream
+    _pipeline.redactor = redactor
     return config
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``."""
-    if component:
-        return structlog.get_logger(name, component=component)
-    return structlog.get_logger(name)
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``.
+
+    Safe before :func:`amas_otel.configure`: the logger's first use (its first
+    record, ``bind``…) configures amas-otel from the resolved settings when
+    nothing has yet (:func:`amas_otel.sdk.configure_on_first_use`), so no
+    record is ever written unredacted.  Getting a logger does nothing, so
+    module-level loggers leave an explicit ``configure(...)`` at start-up in charge.
+    """
+    return _FirstUseLogger((name,), {"component": component} if component else {})
+
+
+class _FirstUseLogger:
+    """What :func:`get_logger` returns: structlog's logger, once logging is set up.
+
+    The first attribute asked for (``info``, ``bind``…) runs
+    :func:`_ensure_logging`, then comes from ``structlog.get_logger``; while
+    structlog caches loggers on first use (as :func:`configure_logging` sets
+    it to), the attribute is kept on this object, so later calls cost what a
+    cached structlog logger costs.
+    """
+
+    def __init__(self, args: tuple[Any, ...], values: dict[str, Any]) -> None:
+        self._args = args
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        _ensure_logging(f"get_logger({self._args[0]!r})")
+        attribute = getattr(structlog.get_logger(*self._args, **self._values).bind(), name)
+        if structlog.get_config()["cache_logger_on_first_use"]:
+            self.__dict__[name] = attribute
+        return attribute
+
+    def __repr__(self) -> str:
+        return f"<amas_otel logger {self._args[0]!r}{' ' + repr(self._values) if self._values else ''}>"
+
+
+_first_use_lock = threading.Lock()
+
+
+def _ensure_logging(entry_point: str) -> None:
+    """Set logging up before its first record: :func:`amas_otel.configure` on first use, else from the settings.
+
+    Does nothing once :func:`configure_logging` has run (through
+    ``configure()`` or called by the application).  When the application set
+    up OpenTelemetry itself, logging is configured from the ``LOG_*`` settings
+    on the global providers; when the settings are invalid, with stricter
+    redaction than the default (see :func:`_safe_without_settings`).
+    """
+    if _pipeline.config is not None:
+        return
+    from amas_otel.sdk import configure_on_first_use
+
+    configure_on_first_use(entry_point)
+    with _first_use_lock:
+        if _pipeline.config is not None:
+            return
+        try:
+            configure_logging(LoggingConfig.from_settings())
+        except ConfigError as exc:
+            _safe_without_settings(exc)
+
+
+def _safe_without_settings(error: Exception) -> None:
+    """Logging when the settings cannot be resolved (``error``): audit on, INFO, and redaction
+    stricter than the default (fail closed): ``high``, or ``maximum`` when ``LOG_SECURITY_LEVEL`` says so.
+
+    ``high`` rather than always ``maximum`` keeps the error that names the bad
+    settings readable: ``maximum`` would blank every ``NAME: value`` in it.
+    """
+    if _pipeline.config is None:
+        wanted = os.environ.get("LOG_SECURITY_LEVEL", "").strip().lower()
+        level = SecurityLevel.MAXIMUM if wanted == SecurityLevel.MAXIMUM.value else SecurityLevel.HIGH
+        configure_logging(LoggingConfig(security_level=level))
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -983,6 +1063,7 @@ class SecurityLogger:
 
     @staticmethod
     def _emit(event_name: str, level: str, message: str, fields: dict[str, Any]) -> None:
+        _ensure_logging("security_logger")
         config = _pipeline.config
         if config is not None and not config.enable_audit:
             return
@@ -1009,20 +1090,26 @@ security_logger = SecurityLogger()
 
 
 def _on_configure(settings: Any, state: Any) -> None:
-    configure_logging(
-        LoggingConfig.from_settings(settings.logging),
-        logger_provider=state.logger_provider,
-        meter_provider=state.meter_provider,
-    )
-    if settings.logging.enable_correlation and state.tracer_provider is not None:
+    kept = _pipeline.config if state.first_use else None
+    if kept is None:
+        configure_logging(
+            LoggingConfig.from_settings(settings.logging),
+            logger_provider=state.logger_provider,
+            meter_provider=state.meter_provider,
+        )
+    else:
+        # Configured on first use after the application called configure_logging()
+        # itself: its pipeline stays (exporting through the providers set up now),
+        # and so does its redactor for spans and the other signals.
+        configure_redaction(_pipeline.redactor)
+    if (kept or settings.logging).enable_correlation and state.tracer_provider is not None:
         state.tracer_provider.add_span_processor(CorrelationSpanProcessor())
 
 
 def _register() -> None:
-    from amas_otel import sdk
+    from amas_otel.sdk import add_hooks
 
-    if _on_configure not in sdk._on_configure:  # noqa: SLF001 - the documented hook list
-        sdk._on_configure.append(_on_configure)  # noqa: SLF001
+    add_hooks(on_configure=_on_configure, on_first_use_error=_safe_without_settings)
 
 
 _register()

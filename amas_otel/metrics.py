@@ -34,15 +34,34 @@ from opentelemetry import metrics
 from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
 __all__ = [
     "MetricsService",
     "get_metrics_service",
+    "record_http_request",
+    "record_error",
+    "CUSTOM_METRICS",
     "metric_views",
     "DEFAULT_CARDINALITY_LIMIT",
     "HTTP_DURATION_BUCKETS",
 ]
+
+#: The application's own instruments that ``AMAS_CUSTOM_METRICS_ENABLED=false`` leaves unregistered.
+CUSTOM_METRICS = tuple(
+    spec[0]
+    for spec in (
+        Metric.ERRORS,
+        Metric.BUSINESS_EVENTS,
+        Metric.OPERATION_DURATION,
+        Metric.AUTH_ATTEMPTS,
+        Metric.AGENT_DURATION,
+        Metric.TASK_DURATION,
+        Metric.CACHE_OPERATIONS,
+        Metric.CACHE_HIT_RATIO,
+    )
+)
 
 #: Distinct attribute sets kept per instrument before measurements go to the overflow point.
 DEFAULT_CARDINALITY_LIMIT = 2000
@@ -241,6 +260,10 @@ class MetricsService:
     the embedded Prometheus endpoint serves).  ``status_code_classes`` records
     ``2xx``/``4xx``… instead of exact status codes.  ``system_metrics`` adds the
     psutil gauges (CPU, memory, the filesystem holding ``filesystem_path``).
+    ``custom_metrics`` (default ``AMAS_CUSTOM_METRICS_ENABLED``) registers the
+    application's own ``amas.*`` instruments (:data:`CUSTOM_METRICS`); when
+    False their recorders still check their arguments but record nothing, and
+    the HTTP, database and system instruments are unaffected.
     """
 
     def __init__(
@@ -251,28 +274,39 @@ class MetricsService:
         status_code_classes: bool = False,
         system_metrics: bool = True,
         filesystem_path: str = "/",
+        custom_metrics: bool | None = None,
     ) -> None:
         from amas_otel import __version__
 
+        if meter_provider is None:  # on the global provider
+            configure_on_first_use("MetricsService")
         meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
+        if custom_metrics is None:
+            from amas_otel.config import get_settings
+
+            custom_metrics = get_settings().metrics.custom_metrics_enabled
+        # The API's no-op meter: instruments whose measurements go nowhere, nothing registered.
+        custom_meter = meter if custom_metrics else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         self._registry = registry
         self.status_code_classes = status_code_classes
         self._http_attrs: dict[tuple[str, str, int], _BoundHistogram] = {}
         self._cache_counts: dict[str, list[int]] = {}
         self._cache_lock = threading.Lock()
 
-        def histogram(spec: tuple[str, str], description: str, buckets: Iterable[float] | None = None) -> Any:
+        def histogram(
+            spec: tuple[str, str], description: str, buckets: Iterable[float] | None = None, on: Any = meter
+        ) -> Any:
             name, unit = spec
-            return meter.create_histogram(
+            return on.create_histogram(
                 name,
                 unit=unit,
                 description=description,
                 explicit_bucket_boundaries_advisory=list(buckets) if buckets else None,
             )
 
-        def counter(spec: tuple[str, str], description: str) -> Any:
+        def counter(spec: tuple[str, str], description: str) -> Any:  # every counter here is a custom metric
             name, unit = spec
-            return meter.create_counter(name, unit=unit, description=description)
+            return custom_meter.create_counter(name, unit=unit, description=description)
 
         self._http_duration = histogram(
             Metric.HTTP_SERVER_DURATION, "Duration of HTTP server requests.", HTTP_DURATION_BUCKETS
@@ -281,14 +315,16 @@ class MetricsService:
         self._http_response_size = histogram(Metric.HTTP_SERVER_RESPONSE_SIZE, "Size of HTTP server response bodies")
         self._errors = counter(Metric.ERRORS, "Errors by type and component")
         self._business = counter(Metric.BUSINESS_EVENTS, "Business events, summed by value")
-        self._operation = histogram(Metric.OPERATION_DURATION, "Duration of named operations", HTTP_DURATION_BUCKETS)
+        self._operation = histogram(
+            Metric.OPERATION_DURATION, "Duration of named operations", HTTP_DURATION_BUCKETS, custom_meter
+        )
         self._db = histogram(Metric.DB_DURATION, "Duration of database operations", HTTP_DURATION_BUCKETS)
         self._auth = counter(Metric.AUTH_ATTEMPTS, "Authentication attempts by outcome")
-        self._agent = histogram(Metric.AGENT_DURATION, "Duration of agent executions", HTTP_DURATION_BUCKETS)
-        self._task = histogram(Metric.TASK_DURATION, "Duration of processed tasks", HTTP_DURATION_BUCKETS)
+        self._agent = histogram(Metric.AGENT_DURATION, "Duration of agent executions", HTTP_DURATION_BUCKETS, custom_meter)
+        self._task = histogram(Metric.TASK_DURATION, "Duration of processed tasks", HTTP_DURATION_BUCKETS, custom_meter)
         self._cache_ops = counter(Metric.CACHE_OPERATIONS, "Cache operations by result")
         name, unit = Metric.CACHE_HIT_RATIO
-        meter.create_observable_gauge(
+        custom_meter.create_observable_gauge(
             name, callbacks=[self._observe_hit_ratio], unit=unit, description="Cache hits / lookups since start"
         )
         if system_metrics:
@@ -516,8 +552,12 @@ def get_metrics_service(**kwargs: Any) -> MetricsService:
 
     Created on first call (keyword arguments apply then); later calls return
     the same service and refuse different arguments rather than ignoring them.
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`), so the values reach the
+    configured readers.
     """
     global _service, _service_kwargs
+    configure_on_first_use("get_metrics_service")
     with _service_lock:
         if _service is None:
             _service = MetricsService(**kwargs)
@@ -528,3 +568,20 @@ def get_metrics_service(**kwargs: Any) -> MetricsService:
                 f"got {kwargs!r}. Create a MetricsService(...) for different settings"
             )
         return _service
+
+
+def record_http_request(
+    method: str,
+    endpoint: str,
+    status_code: int,
+    duration: float,
+    request_size: int | None = None,
+    response_size: int | None = None,
+) -> None:
+    """The guide's module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
+    get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
+
+
+def record_error(error_type: str, component: str) -> None:
+    """The guide's module-level form of :meth:`MetricsService.record_error` on :func:`get_metrics_service`."""
+    get_metrics_service().record_error(error_type, component)

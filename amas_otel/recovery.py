@@ -348,7 +348,7 @@ class ErrorRecoveryService:
             from amas_otel.breaker import get_circuit_breaker_service
 
             self._breakers = get_circuit_breaker_service()
-        return self._breakers.get_breaker(name)
+        return self._breakers.find_breaker(name)
 
     def _delay(self, attempt: int) -> float:
         cfg = self.settings

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
 
-from amas_otel.config import OtelSettings
+from amas_otel.config import OtelSettings, Settings
 from amas_otel.project_root import ProjectRootError, find_project_root
 from amas_otel.semconv import ResourceAttr
 
-__all__ = ["build_resource", "detect_project", "read_git_revision"]
+__all__ = ["build_resource", "describe_resource", "detect_project", "read_git_revision"]
 
 # A .git/HEAD or ref file larger than this is not one git wrote.
 _MAX_GIT_FILE = 4096
@@ -87,25 +87,31 @@ def _is_sha(text: str) -> bool:
 
 def detect_project(root: Path) -> dict[str, str]:
     """Resource attributes detected from the project at ``root``."""
-    attributes = {ResourceAttr.PROJECT_ROOT: str(root)}
+    return {key: value for key, (value, _) in _detected(root).items()}
+
+
+def _detected(root: Path) -> dict[str, tuple[str, str]]:
+    """:func:`detect_project`'s attributes with where each was read: ``{key: (value, source)}``."""
+    attributes = {ResourceAttr.PROJECT_ROOT: (str(root), "project root detection")}
+    pyproject = root / "pyproject.toml"
     try:
-        with (root / "pyproject.toml").open("rb") as handle:
+        with pyproject.open("rb") as handle:
             project = tomllib.load(handle).get("project", {})
     except (OSError, tomllib.TOMLDecodeError):
         project = {}
     name = project.get("name")
     if isinstance(name, str) and name:
-        attributes[ResourceAttr.SERVICE_NAME] = name
-        version = project.get("version")
+        attributes[ResourceAttr.SERVICE_NAME] = (name, f"{pyproject} [project].name")
+        version, source = project.get("version"), f"{pyproject} [project].version"
         if not isinstance(version, str) and "version" in project.get("dynamic", ()):
-            version = _installed_version(name)
+            version, source = _installed_version(name), f"installed distribution {name!r} (dynamic version)"
         if isinstance(version, str) and version:
-            attributes[ResourceAttr.SERVICE_VERSION] = version
+            attributes[ResourceAttr.SERVICE_VERSION] = (version, source)
     revision, branch = read_git_revision(root)
     if revision:
-        attributes[ResourceAttr.VCS_REF_HEAD_REVISION] = revision
+        attributes[ResourceAttr.VCS_REF_HEAD_REVISION] = (revision, f"{root / '.git'} HEAD")
     if branch:
-        attributes[ResourceAttr.VCS_REF_HEAD_NAME] = branch
+        attributes[ResourceAttr.VCS_REF_HEAD_NAME] = (branch, f"{root / '.git'} HEAD")
     return attributes
 
 
@@ -120,12 +126,44 @@ def _installed_version(name: str) -> str | None:
 
 def build_resource(otel: OtelSettings, *, project_root: Path | None = None) -> Resource:
     """The resource for these settings; ``project_root`` defaults to the detected one."""
-    attributes: dict[str, str | int] = {
-        ResourceAttr.HOST_NAME: socket.gethostname(),
-        ResourceAttr.PROCESS_PID: os.getpid(),
-        ResourceAttr.PROCESS_RUNTIME_NAME: platform.python_implementation().lower(),
-        ResourceAttr.PROCESS_RUNTIME_VERSION: platform.python_version(),
-        ResourceAttr.SERVICE_INSTANCE_ID: str(uuid.uuid4()),
+    resolved = _resolved(otel, project_root, {})
+    # Resource.create adds the telemetry.sdk.* attributes and fills
+    # service.name with "unknown_service" when nothing above named it.
+    return Resource.create({key: value for key, (value, _) in resolved.items()})
+
+
+def describe_resource(settings: Settings, *, project_root: Path | None = None) -> list[tuple[str, str, str]]:
+    """``(attribute, value, source)`` for what identifies the service: ``service.name``,
+    ``service.version``, the VCS revision and branch, the project root — as
+    :func:`build_resource` resolves them for ``settings`` (``amas-otel config``)."""
+    resolved = _resolved(settings.otel, project_root, settings.sources)
+    shown = (
+        ResourceAttr.SERVICE_NAME,
+        ResourceAttr.SERVICE_VERSION,
+        ResourceAttr.VCS_REF_HEAD_REVISION,
+        ResourceAttr.VCS_REF_HEAD_NAME,
+        ResourceAttr.PROJECT_ROOT,
+    )
+    rows = []
+    for key in shown:
+        value, source = resolved.get(key, ("", "not found"))
+        if key == ResourceAttr.SERVICE_NAME and not value:
+            value, source = "unknown_service:python", "OpenTelemetry's default (nothing named the service)"
+        rows.append((key, str(value), source))
+    return rows
+
+
+def _resolved(
+    otel: OtelSettings, project_root: Path | None, sources: Mapping[str, str]
+) -> dict[str, tuple[str | int, str]]:
+    """Every attribute :func:`build_resource` sets, with its source, lowest precedence first."""
+    process = "the running process"
+    attributes: dict[str, tuple[str | int, str]] = {
+        ResourceAttr.HOST_NAME: (socket.gethostname(), process),
+        ResourceAttr.PROCESS_PID: (os.getpid(), process),
+        ResourceAttr.PROCESS_RUNTIME_NAME: (platform.python_implementation().lower(), process),
+        ResourceAttr.PROCESS_RUNTIME_VERSION: (platform.python_version(), process),
+        ResourceAttr.SERVICE_INSTANCE_ID: (str(uuid.uuid4()), "a UUID per process"),
     }
     if project_root is None:
         try:
@@ -133,14 +171,10 @@ def build_resource(otel: OtelSettings, *, project_root: Path | None = None) -> R
         except ProjectRootError:
             project_root = None
     if project_root is not None:
-        attributes.update(detect_project(project_root))
-    attributes.update(_as_attributes(otel.resource_attributes or {}))
+        attributes.update(_detected(project_root))
+    given = sources.get("otel.resource_attributes", "env OTEL_RESOURCE_ATTRIBUTES")
+    for key, value in (otel.resource_attributes or {}).items():
+        attributes[str(key)] = (str(value), f"{given} (resource attributes)")
     if otel.service_name:
-        attributes[ResourceAttr.SERVICE_NAME] = otel.service_name
-    # Resource.create adds the telemetry.sdk.* attributes and fills
-    # service.name with "unknown_service" when nothing above named it.
-    return Resource.create(attributes)
-
-
-def _as_attributes(values: Mapping[str, str]) -> dict[str, str]:
-    return {str(k): str(v) for k, v in values.items()}
+        attributes[ResourceAttr.SERVICE_NAME] = (otel.service_name, sources.get("otel.service_name", "env OTEL_SERVICE_NAME"))
+    return attributes

@@ -33,11 +33,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from amas_otel.config import OtelSettings, Settings, _set_active, load_settings
+from amas_otel.config import ConfigError, OtelSettings, Settings, _set_active, load_settings
 from amas_otel.resource import build_resource
 
 __all__ = [
     "configure",
+    "configure_on_first_use",
+    "add_hooks",
     "flush",
     "shutdown",
     "is_configured",
@@ -52,6 +54,10 @@ _log = logging.getLogger("amas_otel")
 #: raises leaves nothing configured.  Capability modules (logging,
 #: redaction…) register themselves here rather than being imported by this module.
 _on_configure: list[Callable[[Settings, "_State"], None]] = []
+#: Hooks run as ``hook(error)`` when configuring on first use fails on bad
+#: settings: the application keeps running, and each capability makes itself
+#: safe without them (logging: a pipeline at the strictest redaction level).
+_on_first_use_error: list[Callable[[Exception], None]] = []
 
 
 @dataclass
@@ -64,12 +70,28 @@ class _State:
     prometheus_server: WSGIServer | None = None
     prometheus_url: str | None = None
     shut_down: bool = False
+    #: The entry point whose first use configured the process; None for an explicit configure().
+    first_use: str | None = None
     #: A flush that ran out of time and may still be exporting (to a collector that does not answer).
     stuck_flush: threading.Thread | None = None
 
 
 _lock = threading.RLock()
 _state: _State | None = None
+# True once the first-use decision is taken (configured, set up elsewhere, or failed): the fast path.
+_first_use_settled = False
+_first_use_running: str | None = None  # the entry point configuring right now
+
+
+def add_hooks(
+    *,
+    on_configure: Callable[[Settings, "_State"], None] | None = None,
+    on_first_use_error: Callable[[Exception], None] | None = None,
+) -> None:
+    """Register a capability module's hooks (once each): see ``_on_configure`` and ``_on_first_use_error``."""
+    for hooks, hook in ((_on_configure, on_configure), (_on_first_use_error, on_first_use_error)):
+        if hook is not None and hook not in hooks:
+            hooks.append(hook)
 
 
 def is_configured() -> bool:
@@ -100,7 +122,7 @@ def configure(
     configuration errors raise :class:`~amas_otel.config.ConfigError` before
     anything is changed.
     """
-    global _state
+    global _state, _first_use_settled
     if settings is None:
         merged = {section: dict(values) for section, values in (overrides or {}).items()}
         if service_name is not None:
@@ -111,12 +133,19 @@ def configure(
             if _state.shut_down:
                 raise RuntimeError("amas_otel was shut down; configure() can set providers up once per process")
             if settings != _state.settings:
+                how = (
+                    f"on the first use of {_state.first_use}, from the environment and config files"
+                    if _state.first_use
+                    else "with other settings"
+                )
                 raise RuntimeError(
-                    "amas_otel is already configured with other settings; "
-                    "OpenTelemetry providers can be set only once per process"
+                    f"amas_otel is already configured {how}; OpenTelemetry providers can be set only once "
+                    "per process: call amas_otel.configure(...) before any other amas_otel call, or give "
+                    "these settings as environment variables or in config/*.yaml"
                 )
             return _state.settings
         state = _build(settings)
+        state.first_use = _first_use_running
         try:
             # Hooks add their processors (redaction, correlation) before the
             # exporting ones below, so those see spans and records already
@@ -133,6 +162,7 @@ def configure(
 
         refresh_process_after_fork(state.tracer_provider, state.meter_provider, state.logger_provider)
         _state = state
+        _first_use_settled = True
         _set_active(settings)
         atexit.register(shutdown)
         # atexit never runs when a terminating signal's default action ends the
@@ -140,7 +170,52 @@ def configure(
         from amas_otel.signals import shutdown_on_signals
 
         shutdown_on_signals()
+        _log.debug(
+            "amas_otel configured: service.name=%s, traces=%s, metrics=%s, logs=%s, prometheus=%s, by %s",
+            state.resource.attributes.get("service.name"),
+            ",".join(settings.otel.exporters("traces")) or "none",
+            ",".join(settings.otel.exporters("metrics")) or "none",
+            ",".join(settings.otel.exporters("logs")) or "stdout only",
+            state.prometheus_url or "off",
+            f"the first use of {state.first_use}" if state.first_use else "configure()",
+        )
         return settings
+
+
+def configure_on_first_use(entry_point: str) -> None:
+    """What every amas_otel entry point calls first: :func:`configure` from the resolved settings, once.
+
+    ``entry_point`` names the caller (``"get_logger"``…) for messages.  Nothing
+    happens when the process is configured already, or when the application
+    set up OpenTelemetry itself (a global tracer provider exists): then only
+    the capabilities that need no providers (logging and its redaction) set
+    themselves up on their own first use.  Bad settings do not stop the
+    application: they are logged once, naming every problem, telemetry stays
+    off, and each capability makes itself safe through ``_on_first_use_error``
+    hooks.  Thread-safe: a caller racing the first configuration waits for it.
+    """
+    global _first_use_settled, _first_use_running
+    if _first_use_settled:
+        return
+    with _lock:
+        if _first_use_settled or _first_use_running:  # done, or re-entered from a configure hook
+            return
+        _first_use_running = entry_point
+        try:
+            if _state is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                configure()
+        except Exception as exc:  # noqa: BLE001 - telemetry set-up must not take the application down
+            for hook in list(_on_first_use_error):
+                hook(exc)
+            _log.error(
+                "amas_otel: not configured, telemetry is off (first use of %s): %s; "
+                "run `amas-otel config` to see every setting",
+                entry_point,
+                exc,
+            )
+        finally:
+            _first_use_running = None
+            _first_use_settled = True
 
 
 def _build(settings: Settings) -> _State:

@@ -2,7 +2,9 @@
 
 These talk only to the OpenTelemetry API, so they are safe to call before
 :func:`amas_otel.configure` (spans and instruments are then no-ops, and start
-recording as soon as the providers are set).
+recording as soon as the providers are set).  The first call of a
+:func:`traced` function configures amas-otel when nothing has yet
+(:func:`amas_otel.sdk.configure_on_first_use`); decorating does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Status, StatusCode
 
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import INSTRUMENTATION_SCOPE
 
 __all__ = ["get_tracer", "get_meter", "traced"]
@@ -71,6 +74,7 @@ def traced(
         span_name = name or func.__qualname__
 
         def _tracer() -> trace.Tracer:
+            configure_on_first_use("traced")  # at the first call, not at decoration (import) time
             return tracer or get_tracer(func.__module__)
 
         if inspect.iscoroutinefunction(func):

@@ -74,7 +74,7 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
-def _ensure_wrk() -> str | None:
+def ensure_wrk() -> str | None:
     found = shutil.which("wrk")
     if found:
         return found
@@ -146,7 +146,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) 
     return False
 
 
-def _run_variant(
+def run_variant(
     wrk: str, argv: list[str], env: dict[str, str], duration: float, connections: int
 ) -> tuple[float | None, float | None, str]:
     """(requests/s, server CPU seconds per request over all its threads, note)."""
@@ -198,7 +198,7 @@ def _run_variant(
 
 
 def bench_http(duration: float, connections: int, rounds: int) -> bool:
-    wrk = _ensure_wrk()
+    wrk = ensure_wrk()
     if wrk is None:
         return False
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
@@ -216,7 +216,7 @@ def bench_http(duration: float, connections: int, rounds: int) -> bool:
                 if argv is None:
                     notes[name] = f"skipped: {skip}"
                     continue
-                rps, cpu, note = _run_variant(wrk, argv, env, duration, connections)
+                rps, cpu, note = run_variant(wrk, argv, env, duration, connections)
                 if rps is None:
                     notes[name] = f"failed: {note}"
                     continue

@@ -68,3 +68,17 @@ amas_test_services() {  # makes sure the tests can start PostgreSQL and Redis (t
     fi
   fi
 }
+
+amas_collector() {  # sets AMAS_OTELCOL_BIN: amas-otelcol built from collector/builder-config.yaml (cached)
+  if [ -n "${AMAS_OTELCOL_BIN:-}" ] && [ -x "$AMAS_OTELCOL_BIN" ]; then
+    export AMAS_OTELCOL_BIN
+    return
+  fi
+  # Go's own archive installs to /usr/local/go, which a non-login shell may not have on PATH.
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+  fi
+  # Builds are CPU heavy; -p=1 keeps the first (cold) build's memory small on a shared machine.
+  AMAS_OTELCOL_BIN=$(GOFLAGS="${GOFLAGS:--p=1}" "$AMAS_PY" -m amas_otel.collector build) || return
+  export AMAS_OTELCOL_BIN
+}

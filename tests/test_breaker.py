@@ -195,7 +195,7 @@ def test_service_registry(tel: Telemetry) -> None:
     service = tel.service
     a = service.create_breaker("a", cfg())
     assert service.create_breaker("a") is a and service.get_breaker("a") is a
-    assert service.get_breaker("b") is None
+    assert service.find_breaker("b") is None and service.find_breaker("a") is a
     with pytest.raises(ValueError, match="already exists"):
         service.create_breaker("a", cfg(failure_threshold=9))
     service.create_breaker("b")
@@ -207,6 +207,22 @@ def test_service_registry(tel: Telemetry) -> None:
     assert isinstance(get_circuit_breaker_service(), CircuitBreakerService)
     with pytest.raises(ConfigError, match="name: ''"):
         CircuitBreaker("")
+
+
+def test_get_breaker_creates_a_missing_breaker_from_the_settings(clean_env: pytest.MonkeyPatch) -> None:
+    """The guide's ``service.get_breaker("external_api").call(...)``: get-or-create with the CIRCUIT_BREAKER_* defaults."""
+    from amas_otel.config import _set_active, load_settings
+
+    clean_env.setenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2")
+    _set_active(load_settings())
+    try:
+        service = CircuitBreakerService()
+        breaker = service.get_breaker("external_api")
+        assert service.get_breaker("external_api") is breaker and service.list_breakers() == ["external_api"]
+        assert breaker.config.failure_threshold == 2 and breaker.call(lambda: "ok") == "ok"
+    finally:
+        clean_env.delenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD")
+        _set_active(load_settings())
 
 
 # --- forms: decorator, context manager, async -------------------------------

@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import python_env
@@ -16,7 +17,7 @@ def _cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Complete
 
 
 def test_help_everywhere() -> None:
-    for args in ([], ["config"], ["project-root"], ["doctor"], ["collector"], ["collector", "validate"], ["collector", "run"]):
+    for args in ([], ["config"], ["project-root"], ["doctor"], ["collector"], ["collector", "build"], ["collector", "validate"], ["collector", "run"]):
         result = _cli(*args, "--help")
         assert result.returncode == 0 and "usage: amas-otel" in result.stdout, (args, result.stderr)
 
@@ -94,3 +95,124 @@ def test_doctor_all_good_with_a_listening_collector() -> None:
         result = _doctor(collector.getsockname()[1], _unused_port())
     assert result.returncode == 0, result.stdout
     assert "is reachable" in result.stdout and "is free" in result.stdout
+
+
+# --- troubleshooting: the guide's topics as commands ------------------------------------------
+
+GUIDE_HEALTH_YAML = """\
+# config/health.yaml, as the guide writes it
+health:
+  enabled: true
+  interval: 30
+  timeout: 5
+  checks:
+    - name: database
+      type: database
+      timeout: 5
+    - name: redis
+      type: cache
+      timeout: 3
+"""
+
+
+def test_guide_health_yaml_is_refused_by_config_doctor_and_the_launcher(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "health.yaml").write_text(GUIDE_HEALTH_YAML)
+    expected = f"{tmp_path / 'config' / 'health.yaml'}:7:health.checks[database]: give exactly one of dsn, connect for type database"
+    for command in ("config", "doctor"):
+        result = _cli(command, cwd=tmp_path, AMAS_CONFIG_DIR=str(tmp_path / "config"))
+        assert result.returncode == 2, (command, result.stdout)
+        assert expected in result.stderr and "health.checks[redis]: give exactly one of url, client" in result.stderr
+    launched = subprocess.run(
+        [str(Path(sys.executable).parent / "amas-otel-instrument"), sys.executable, "-c", "print('started')"],
+        capture_output=True, text=True, cwd=tmp_path, env=python_env(AMAS_CONFIG_DIR=str(tmp_path / "config")), timeout=60,
+    )
+    assert launched.returncode == 2 and "started" not in launched.stdout
+    assert expected in launched.stderr
+
+
+def test_doctor_runs_the_configured_health_checks_once_within_their_timeouts(tmp_path: Path) -> None:
+    from tests.support.health_servers import SilentServer
+
+    silent = SilentServer()
+    (tmp_path / "health.yaml").write_text(
+        "health:\n  retries: 3\n  checks:\n"
+        "    - {name: memory, type: memory, max_usage_percent: 100}\n"
+        "    - {name: uploads, type: file_system, path: /nonexistent/uploads, critical: false}\n"
+        f"    - {{name: slow_api, type: external_api, url: 'http://127.0.0.1:{silent.port}/', timeout: 0.5, critical: false}}\n"
+    )
+    env = {"AMAS_CONFIG_FILES": str(tmp_path / "health.yaml"), "PROMETHEUS_HOST": "127.0.0.1", "PROMETHEUS_PORT": str(_unused_port())}
+    started = time.monotonic()
+    result = _cli("doctor", cwd=tmp_path, **env)
+    # One attempt each (no retries), bounded by the 0.5 s timeout, plus interpreter start-up.
+    assert time.monotonic() - started < 15
+    assert result.returncode == 0, result.stdout
+    assert "ok    health check memory (memory, critical): healthy" in result.stdout
+    assert "warn  health check uploads (file_system, not critical): unhealthy: /nonexistent/uploads does not exist" in result.stdout
+    assert "warn  health check slow_api (external_api, not critical): unhealthy: no answer within 0.5s" in result.stdout
+    assert len(silent.accepted) == 1
+
+    (tmp_path / "health.yaml").write_text(
+        "health:\n  checks:\n"
+        f"    - {{name: broker, type: network, host: 127.0.0.1, port: {_unused_port()}, timeout: 1}}\n"
+        "    - {name: fn, type: service, callable: 'no_such_module:check'}\n"
+    )
+    failing = _cli("doctor", cwd=tmp_path, **env)
+    assert failing.returncode == 1
+    assert "FAIL  health check configuration: " in failing.stdout and "health.checks[fn].callable: got 'no_such_module:check'; cannot import it" in failing.stdout
+    (tmp_path / "health.yaml").write_text(
+        f"health:\n  checks:\n    - {{name: broker, type: network, host: 127.0.0.1, port: {_unused_port()}, timeout: 1}}\n"
+    )
+    failing = _cli("doctor", cwd=tmp_path, **env)
+    assert failing.returncode == 1
+    assert "FAIL  health check broker (network, critical): unhealthy: ConnectionRefusedError" in failing.stdout
+
+
+def test_doctor_lists_the_running_applications_circuit_breakers(tmp_path: Path) -> None:
+    port = _unused_port()
+    env = {"PROMETHEUS_HOST": "127.0.0.1", "PROMETHEUS_PORT": str(port), "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    app = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time\n"
+            "from amas_otel.breaker import get_circuit_breaker_service\n"
+            "service = get_circuit_breaker_service()\n"
+            "service.get_breaker('external_api').call(lambda: 'ok')\n"
+            "service.create_breaker('payments').force_open()\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n"
+        )],
+        cwd=tmp_path, env=python_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert app.stdout is not None
+        while app.stdout.readline().strip() != "ready":  # its logs come first
+            assert app.poll() is None, app.stderr.read() if app.stderr else ""
+        result = _cli("doctor", cwd=tmp_path, **env)
+    finally:
+        app.kill()
+        app.wait(10)
+    assert result.returncode == 0, result.stdout
+    assert f"ok    Prometheus port 127.0.0.1:{port} is in use by an application serving its metrics" in result.stdout
+    assert "info  circuit breaker external_api: closed" in result.stdout
+    assert "warn  circuit breaker payments: open" in result.stdout
+    idle = _cli("doctor", cwd=tmp_path, **env)
+    assert f"info  circuit breakers: no application answers at http://127.0.0.1:{port}/metrics" in idle.stdout
+
+
+def test_config_shows_the_resource_and_where_each_value_came_from(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "payments"\nversion = "1.4.2"\n')
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    rows = {r["key"]: r for r in json.loads(_cli("config", "--json", cwd=tmp_path, AMAS_CONFIG_FILES="").stdout)}
+    assert rows["resource.service.name"] == {
+        "key": "resource.service.name", "value": "payments", "source": f"{tmp_path / 'pyproject.toml'} [project].name", "env": "",
+    }
+    assert rows["resource.service.version"]["value"] == "1.4.2"
+    assert rows["resource.vcs.ref.head.revision"]["value"] == "0123456789abcdef0123456789abcdef01234567"
+    assert rows["resource.vcs.ref.head.revision"]["source"] == f"{git} HEAD"
+    table = _cli("config", cwd=tmp_path, AMAS_CONFIG_FILES="", OTEL_SERVICE_NAME="api", OTEL_RESOURCE_ATTRIBUTES="service.version=9").stdout
+    resource = table[table.index("resource (service identity"):]
+    assert "resource.service.name" in resource and "api" in resource and "env OTEL_SERVICE_NAME" in resource
+    assert "env OTEL_RESOURCE_ATTRIBUTES (resource attributes)" in resource

@@ -157,10 +157,18 @@ def test_guide_yaml_files(tmp_path: Path) -> None:
         "logging:\n  level: INFO\n  format: json\n  security_level: medium\n"
         "  enable_correlation: true\n  enable_metrics: true\n  enable_audit: true\n"
     )
+    # The guide's health.yaml as written: its checks do not say what to connect to.
+    guide_health = "health:\n  enabled: true\n  interval: 30\n  timeout: 5\n  checks:\n" "    - name: database\n      type: database\n      timeout: 5\n"
+    (tmp_path / "health.yaml").write_text(guide_health + "    - name: redis\n      type: cache\n      timeout: 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"AMAS_CONFIG_DIR": str(tmp_path)})
+    assert caught.value.problems == [
+        f"{tmp_path / 'health.yaml'}:6:health.checks[database]: give exactly one of dsn, connect for type database",
+        f"{tmp_path / 'health.yaml'}:9:health.checks[redis]: give exactly one of url, client for type cache",
+    ]
     (tmp_path / "health.yaml").write_text(
-        "health:\n  enabled: true\n  interval: 30\n  timeout: 5\n  checks:\n"
-        "    - name: database\n      type: database\n      timeout: 5\n"
-        "    - name: redis\n      type: cache\n      timeout: 3\n      critical: false\n      url: redis://127.0.0.1:6379/0\n"
+        guide_health.replace("      timeout: 5\n", "      timeout: 5\n      dsn: postgresql://127.0.0.1/app\n")
+        + "    - name: redis\n      type: cache\n      timeout: 3\n      critical: false\n      url: redis://127.0.0.1:6379/0\n"
     )
     (tmp_path / "metrics.yaml").write_text(
         "metrics:\n  prometheus:\n    enabled: true\n    port: 9465\n    path: /metrics\n"
@@ -169,8 +177,8 @@ def test_guide_yaml_files(tmp_path: Path) -> None:
     s = load_settings(environ={"AMAS_CONFIG_DIR": str(tmp_path)})
     assert s.metrics.prometheus_port == 9465
     assert s.health.checks == (
-        HealthCheckSpec("database", "database", 5.0, True, {}, f"{tmp_path / 'health.yaml'}:6"),
-        HealthCheckSpec("redis", "cache", 3.0, False, {"url": "redis://127.0.0.1:6379/0"}, f"{tmp_path / 'health.yaml'}:9"),
+        HealthCheckSpec("database", "database", 5.0, True, {"dsn": "postgresql://127.0.0.1/app"}, f"{tmp_path / 'health.yaml'}:6"),
+        HealthCheckSpec("redis", "cache", 3.0, False, {"url": "redis://127.0.0.1:6379/0"}, f"{tmp_path / 'health.yaml'}:10"),
     )
     assert len(s.files) == 3
 

@@ -184,6 +184,33 @@ async def test_external_api_expected_status_and_safe_url(tel: Telemetry) -> None
         server.close()
 
 
+async def test_external_api_custom_check_judges_the_response(tel: Telemetry) -> None:
+    """The guide's ``add_external_api_health_check("payment_api", url, check_payment_api)``: the third argument judges."""
+    server = StatusHTTPServer(200)
+    try:
+        service = tel.service(retries=0)
+
+        def check_payment_api(response: Any) -> dict[str, Any]:
+            return {"status": "degraded", "message": "payments slow", "ok": response.json()["ok"]}
+
+        async def check_async(response: Any) -> bool:
+            return response.json()["ok"] is not True
+
+        service.add("payment_api", ExternalAPIHealthCheck(server.url, check_payment_api))
+        service.add("async_check", ExternalAPIHealthCheck(server.url, check_async))
+        payment = await service.check_dependency("payment_api")
+        assert (payment.status, payment.message) == (HealthStatus.DEGRADED, "payments slow")
+        assert payment.details["ok"] is True and payment.details["status_code"] == 200
+        judged = await service.check_dependency("async_check")
+        assert (judged.status, judged.message) == (HealthStatus.UNHEALTHY, "check returned False")
+        server.status = 503  # an unexpected status is unhealthy before the check is asked
+        assert (await service.check_dependency("payment_api")).message == "HTTP 503, expected 200"
+        with pytest.raises(TypeError, match="check: expected a function taking the HTTP response"):
+            ExternalAPIHealthCheck(server.url, lambda: True)
+    finally:
+        server.close()
+
+
 async def test_external_api_hang_times_out_and_keeps_one_thread(tel: Telemetry) -> None:
     silent = SilentServer()
     try:
@@ -536,6 +563,7 @@ def test_checks_from_yaml_build_and_run(tel: Telemetry, tmp_path: Path, postgres
 
 
 def test_unknown_or_bad_options_name_origin_key_and_accepted(tel: Telemetry, tmp_path: Path) -> None:
+    """Entries are validated with the rest of the configuration (load_settings), before anything starts."""
     config = tmp_path / "health.yaml"
     config.write_text(
         "health:\n"
@@ -548,18 +576,24 @@ def test_unknown_or_bad_options_name_origin_key_and_accepted(tel: Telemetry, tmp
         "    - {name: api, type: external_api}\n"
         "    - {name: fn, type: service, callable: 'no.such.module:f'}\n"
         "    - {name: db2, type: database}\n"
+        "    - {name: net, type: network, host: localhost, port: 70000}\n"
     )
-    settings = load_settings(environ={}, config_files=[config])
     with pytest.raises(ConfigError) as caught:
-        tel.service().add_configured_checks(settings.health.checks)
+        load_settings(environ={}, config_files=[config])
     problems = caught.value.problems
     assert len(problems) == 5, problems
     assert problems[0].startswith(f"{config}:3:health.checks[database].querry: unknown option for type database")
     assert "accepted keys: name, type, timeout, critical, dsn, connect, query" in problems[0]
     assert problems[1].startswith(f"{config}:7:health.checks[mem].max_usage_percent: got 'lots'; expected a number")
-    assert "option 'url' is required for type external_api" in problems[2]
-    assert "callable: got 'no.such.module:f'; cannot import it" in problems[3]
-    assert "give exactly one of dsn, connect" in problems[4]
+    assert problems[2] == f"{config}:8:health.checks[api]: option 'url' is required for type external_api"
+    assert problems[3] == f"{config}:10:health.checks[db2]: give exactly one of dsn, connect for type database"
+    assert problems[4].startswith(f"{config}:11:health.checks[net]: port: expected a TCP port 1-65535")
+
+    # Imports happen when the checks are built (the service, `amas-otel doctor`), not while loading.
+    config.write_text("health:\n  checks:\n    - {name: fn, type: service, callable: 'no.such.module:f'}\n")
+    settings = load_settings(environ={}, config_files=[config])
+    with pytest.raises(ConfigError, match=r":3:health.checks\[fn\].callable: got 'no.such.module:f'; cannot import it"):
+        tel.service().add_configured_checks(settings.health.checks)
 
 
 def test_spec_constructed_in_code_is_validated(tel: Telemetry) -> None:

@@ -490,3 +490,29 @@ def test_export_failure_never_breaks_logging(make_pipeline: Any) -> None:
     configure_logging(LoggingConfig(stream=p.stream), logger_provider=Broken(), meter_provider=p.meter_provider)
     get_logger("svc").info("still written")
     assert p.lines()[-1]["event"] == "still written"
+
+
+def test_sdk_warnings_inside_a_span_do_not_feed_back_into_it(make_pipeline: Any) -> None:
+    """The SDK logs attribute-limit warnings while holding the span's lock: the pipeline must not
+    add a span event to that span (it waited on the lock forever), nor export the warning."""
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    p = make_pipeline()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=4))
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+
+    def traced_work() -> None:
+        with provider.get_tracer("t").start_as_current_span("work") as span:
+            span.set_attribute("note", "longer than four")
+
+    worker = threading.Thread(target=traced_work, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive(), "set_attribute deadlocked on the SDK's warning"
+    (span,) = spans.get_finished_spans()
+    assert span.attributes["note"] == "long" and not span.events
+    assert any(line.get("logger") == "opentelemetry.attributes" for line in p.lines())
+    assert not [r for r in p.logs.get_finished_logs() if r.instrumentation_scope.name.startswith("opentelemetry")]

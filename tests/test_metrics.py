@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from amas_otel.metrics import MetricsService, metric_views
 from tests.support import prometheus
+from tests.test_first_use import run_child
 
 
 
@@ -144,6 +146,43 @@ def test_get_metrics_service_is_one_per_process() -> None:
             module.get_metrics_service(status_code_classes=True)
     finally:
         module._service, module._service_kwargs = saved
+
+
+def test_custom_metrics_disabled_registers_no_amas_business_instruments() -> None:
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    service = MetricsService(meter_provider=provider, registry=registry, system_metrics=False, custom_metrics=False)
+    service.record_http_request("GET", "/api/users", 200, 0.1)
+    service.record_database_query("postgresql", "SELECT", "success", 0.002)
+    service.record_error("validation_error", "user_service")
+    service.record_business_event("user_registration")
+    service.record_performance("data_processing", duration_ms=1.0)
+    service.record_authentication(False)
+    service.record_agent_execution("planner", 1.0)
+    service.record_task("ingest", 0.5)
+    service.record_cache_operation("redis", hit=True)
+    families = set(service.get_metrics("dict"))
+    assert {"http_server_request_duration_seconds", "db_client_operation_duration_seconds"} <= families
+    assert not [name for name in families if name.startswith("amas_")], families
+    with pytest.raises(ValueError, match="value must be a non-negative number"):
+        service.record_business_event("refund", value=-1)  # still checked, though not recorded
+
+
+def test_guide_module_functions_and_custom_metrics_setting(tmp_path: Path) -> None:
+    code = """
+        from amas_otel.metrics import get_metrics_service, record_error, record_http_request
+        record_http_request(method="GET", endpoint="/api/users", status_code=200, duration=0.150)
+        record_error("validation_error", "user_service")
+        get_metrics_service().record_business_event("user_registration", value=1.0)
+        print(get_metrics_service().get_metrics("prometheus"))
+        """
+    enabled = run_child(code, tmp_path).stdout
+    assert 'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/api/users"' in enabled
+    assert 'amas_errors_total{amas_component="user_service",error_type="validation_error"' in enabled
+    assert 'amas_business_events_total{amas_event_name="user_registration"' in enabled
+    disabled = run_child(code, tmp_path, AMAS_CUSTOM_METRICS_ENABLED="false").stdout
+    assert "http_server_request_duration_seconds_count{" in disabled
+    assert "amas_errors_total" not in disabled and "amas_business_events_total" not in disabled
 
 
 def _points(reader: InMemoryMetricReader) -> dict[tuple, tuple]:

@@ -48,8 +48,8 @@ __all__ = [
 ]
 
 
-class HealthStatus(str, enum.Enum):
-    """Verdict of one check or of the whole service."""
+class HealthStatus(enum.StrEnum):
+    """Verdict of one check or of the whole service; ``str()`` and f-strings give the value (``healthy``)."""
 
     HEALTHY = "healthy"
     DEGRADED = "degraded"
@@ -314,6 +314,14 @@ class ExternalAPIHealthCheck(HealthCheck):
     ``expected_status`` is one code or several (default 200).  ``headers``
     (e.g. an API key) are sent but never shown.  Observed: ``status_code``,
     ``response_seconds`` and the URL without credentials or query.
+
+    ``check`` (the guide's ``check_payment_api``), when given, judges a
+    response that has an expected status: it is called with the
+    ``requests.Response`` (body read) and answers like a
+    :class:`ServiceHealthCheck` function — a dict with ``status``/``message``
+    and observed values, a status string, ``False`` for unhealthy, ``None`` or
+    ``True`` for healthy; raising is unhealthy.  Sync (run in the check's
+    thread) or async.
     """
 
     type = "external_api"
@@ -321,6 +329,7 @@ class ExternalAPIHealthCheck(HealthCheck):
     def __init__(
         self,
         url: str,
+        check: Callable[[Any], Any] | None = None,
         *,
         expected_status: int | Iterable[int] = 200,
         headers: Mapping[str, str] | None = None,
@@ -330,6 +339,9 @@ class ExternalAPIHealthCheck(HealthCheck):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"url: expected an http:// or https:// URL with a host, got {safe_url(url)!r}")
+        if check is not None and not _takes_one_argument(check):
+            raise TypeError(f"check: expected a function taking the HTTP response, e.g. def check(response): ..., got {check!r}")
+        self._check = check
         self._url = url
         codes = (expected_status,) if isinstance(expected_status, int) else tuple(expected_status)
         if not codes or not all(isinstance(c, int) and 100 <= c <= 599 for c in codes):
@@ -340,9 +352,14 @@ class ExternalAPIHealthCheck(HealthCheck):
         self._session: Any = None
 
     async def probe(self, timeout: float) -> dict[str, Any]:
-        return await self._blocking(lambda: self._get(timeout))
+        check = self._check
+        if check is None or not _is_async_callable(check):
+            return await self._blocking(lambda: self._get(timeout))
+        observed = await self._blocking(lambda: self._get(timeout, judge=False))
+        response = observed.pop("response", None)
+        return observed if response is None else _judged(observed, await check(response))
 
-    def _get(self, timeout: float) -> dict[str, Any]:
+    def _get(self, timeout: float, judge: bool = True) -> dict[str, Any]:
         import requests
 
         _instrument_requests()
@@ -364,7 +381,30 @@ class ExternalAPIHealthCheck(HealthCheck):
         if response.status_code not in self._expected:
             expected = ", ".join(map(str, sorted(self._expected)))
             return {"status": HealthStatus.UNHEALTHY, "message": f"HTTP {response.status_code}, expected {expected}", **observed}
-        return {"message": f"HTTP {response.status_code}", **observed}
+        if self._check is None:
+            return {"message": f"HTTP {response.status_code}", **observed}
+        if not judge:  # an async check: probe() awaits it on the event loop
+            return {**observed, "response": response}
+        return _judged(observed, self._check(response))
+
+
+def _takes_one_argument(func: Callable[..., Any]) -> bool:
+    if not callable(func):
+        return False
+    try:
+        inspect.signature(func).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        return True
+    return True
+
+
+def _judged(observed: dict[str, Any], verdict: Any) -> dict[str, Any]:
+    """``observed`` plus what a custom ``check`` said of the response (``status``, ``message``, its own values)."""
+    judged = _interpret(verdict)
+    judged.setdefault("message", f"HTTP {observed['status_code']}")
+    return {**observed, **judged}
 
 
 # --- file system, memory, disk -------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import math
 import threading
 import time
@@ -40,6 +41,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Status, StatusCode
 
 from amas_otel.config import ConfigError, HealthCheckSpec, get_settings, parse_bool
+from amas_otel.sdk import configure_on_first_use
 from amas_otel.health.checks import (
     CacheHealthCheck,
     DatabaseHealthCheck,
@@ -72,9 +74,12 @@ __all__ = [
     "add_disk_health_check",
     "add_network_health_check",
     "add_service_health_check",
+    "check_spec_problems",
 ]
 
 _MAX_MESSAGE = 500
+# Every run of every check, for LOG_LEVEL=DEBUG (status changes are logged at info and above).
+_debug = logging.getLogger("amas_otel.health")
 # Seconds; spans the sub-millisecond in-memory checks to timed-out ones.
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -208,6 +213,8 @@ class HealthCheckService:
         meter_provider: metrics.MeterProvider | None = None,
         logger: Any = None,
     ) -> None:
+        if tracer_provider is None or meter_provider is None:  # on the global providers
+            configure_on_first_use("HealthCheckService")
         if None in (timeout, retries, interval, enabled):
             settings = get_settings().health
             timeout = settings.timeout if timeout is None else timeout
@@ -297,7 +304,9 @@ class HealthCheckService:
 
     def add_configured_checks(self, specs: Iterable[HealthCheckSpec]) -> None:
         """Register the ``health: checks:`` entries; :class:`ConfigError` names every bad one."""
-        built = _build_checks(tuple(specs), self.timeout)
+        built, problems = _build_checks(tuple(specs), self.timeout)
+        if problems:
+            raise ConfigError(problems)
         for spec, check in built:
             self.add(spec.name, check, critical=spec.critical, timeout=spec.timeout)
 
@@ -474,6 +483,14 @@ class HealthCheckService:
                 return  # removed while it ran
             previous = self._latest.get(result.name)
             self._latest[result.name] = result
+        _debug.debug(
+            "amas_otel: health check %r: %s in %.3fs after %d attempt(s): %s",
+            result.name,
+            result.status.value,
+            result.duration_seconds,
+            result.attempts,
+            result.message,
+        )
         before = previous.status if previous is not None else None
         if before is result.status or (before is None and result.status is HealthStatus.HEALTHY):
             return
@@ -591,12 +608,18 @@ def _headers(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _object(value: Any) -> Any:
-    """Import ``package.module:attribute``."""
+def _import_path(value: Any) -> str:
+    """``package.module:attribute`` as text, checked for its form only (nothing is imported)."""
     text = _text(value)
     module_name, sep, attribute = text.partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError("expected 'package.module:attribute'")
+    return text
+
+
+def _object(value: Any) -> Any:
+    """Import ``package.module:attribute``."""
+    module_name, _, attribute = _import_path(value).partition(":")
     try:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
@@ -628,34 +651,47 @@ def _redis_client(url: str, timeout: float) -> Any:
     )
 
 
-def _one_of(options: dict[str, Any], *keys: str) -> str:
-    given = [k for k in keys if k in options]
-    if len(given) != 1:
-        raise ValueError(f"give exactly one of {', '.join(keys)}")
-    return given[0]
+def _unresolved(*args: Any) -> None:
+    """Stands for an imported callable or a client while entries are only validated."""
 
 
 #: Per type: option -> parser; and a builder from parsed options and the timeout.
 _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "database": {"dsn": _text, "connect": _object, "query": _text},
     "cache": {"url": _text, "client": _object, "key_prefix": _text},
-    "external_api": {"url": _text, "expected_status": _statuses, "headers": _headers, "verify": parse_bool},
+    "external_api": {
+        "url": _text,
+        "expected_status": _statuses,
+        "headers": _headers,
+        "verify": parse_bool,
+        "check": _object,
+    },
     "file_system": {"path": _text, "writable": parse_bool, "min_free_bytes": _integer},
     "memory": {"max_usage_percent": _number, "warn_usage_percent": _number},
     "disk": {"path": _text, "max_usage_percent": _number, "warn_usage_percent": _number},
     "network": {"host": _text, "port": _integer},
     "service": {"callable": _object},
 }
+#: Per type: the options one of which must be given (exactly one, when there are several).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "database": ("dsn", "connect"),
+    "cache": ("url", "client"),
+    "external_api": ("url",),
+    "file_system": ("path",),
+    "network": ("host",),
+    "service": ("callable",),
+}
 
 
-def _build_one(kind: str, options: dict[str, Any], timeout: float) -> HealthCheck:
+def _build_one(kind: str, options: dict[str, Any], timeout: float, resolve: bool) -> HealthCheck:
     if kind == "database":
-        key = _one_of(options, "dsn", "connect")
-        connect = _psycopg_connect(options["dsn"], timeout) if key == "dsn" else options["connect"]
+        connect = _psycopg_connect(options["dsn"], timeout) if "dsn" in options else options["connect"]
         return DatabaseHealthCheck(connect, **{k: v for k, v in options.items() if k == "query"})
     if kind == "cache":
-        key = _one_of(options, "url", "client")
-        client = _redis_client(options["url"], timeout) if key == "url" else options["client"]
+        if "url" in options:
+            client = _redis_client(options["url"], timeout) if resolve else _unresolved
+        else:
+            client = options["client"]
         return CacheHealthCheck(client, **{k: v for k, v in options.items() if k == "key_prefix"})
     if kind == "external_api":
         return ExternalAPIHealthCheck(**options)
@@ -670,10 +706,14 @@ def _build_one(kind: str, options: dict[str, Any], timeout: float) -> HealthChec
     return ServiceHealthCheck(options["callable"])
 
 
-_REQUIRED = {"external_api": "url", "file_system": "path", "network": "host", "service": "callable"}
+def _build_checks(
+    specs: tuple[HealthCheckSpec, ...], default_timeout: float, *, resolve: bool = True
+) -> tuple[list[tuple[HealthCheckSpec, HealthCheck]], list[str]]:
+    """The checks ``specs`` describe, and every problem with them (``file:line:health.checks[name].key: …``).
 
-
-def _build_checks(specs: tuple[HealthCheckSpec, ...], default_timeout: float) -> list[tuple[HealthCheckSpec, HealthCheck]]:
+    ``resolve=False`` validates only: ``package.module:attribute`` values are
+    checked for their form but not imported, and no client is created.
+    """
     problems: list[str] = []
     built = []
     for spec in specs:
@@ -692,23 +732,41 @@ def _build_checks(specs: tuple[HealthCheckSpec, ...], default_timeout: float) ->
                 bad = True
                 continue
             try:
-                options[key] = parser(raw)
+                if parser is _object and not resolve:
+                    _import_path(raw)
+                    options[key] = _unresolved
+                else:
+                    options[key] = parser(raw)
             except ValueError as exc:
                 problems.append(f"{label}.{key}: got {raw!r}; {exc}")
                 bad = True
-        required = _REQUIRED.get(spec.type)
-        if required and required not in spec.options:
-            problems.append(f"{label}: option {required!r} is required for type {spec.type}")
+        required = _REQUIRED.get(spec.type, ())
+        given = [key for key in required if key in spec.options]
+        if len(required) == 1 and not given:
+            problems.append(f"{label}: option {required[0]!r} is required for type {spec.type}")
+            bad = True
+        elif len(required) > 1 and len(given) != 1:
+            problems.append(f"{label}: give exactly one of {', '.join(required)} for type {spec.type}")
             bad = True
         if bad:
             continue
         try:
-            built.append((spec, _build_one(spec.type, options, spec.timeout or default_timeout)))
+            built.append((spec, _build_one(spec.type, options, spec.timeout or default_timeout, resolve)))
         except (ValueError, TypeError, ImportError) as exc:
             problems.append(f"{label}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return built
+    return built, problems
+
+
+def check_spec_problems(specs: Iterable[HealthCheckSpec]) -> list[str]:
+    """Every problem with ``health: checks:`` entries, one line each naming ``file:line:health.checks[name].key``.
+
+    What :func:`amas_otel.config.load_settings` runs on the configuration:
+    option names, values, required options and the checks' own argument
+    checks, importing nothing and connecting nowhere.  Building the checks
+    (:meth:`HealthCheckService.add_configured_checks`, ``amas-otel doctor``)
+    also imports the ``package.module:attribute`` values.
+    """
+    return _build_checks(tuple(specs), 1.0, resolve=False)[1]
 
 
 # --- the process-wide service and the guide's functions ----------------------
@@ -719,8 +777,13 @@ _default_lock = threading.Lock()
 
 def get_health_service() -> HealthCheckService:
     """The process-wide service, built on first use from ``get_settings().health``
-    (including its ``checks:`` list; a bad entry raises :class:`ConfigError`)."""
+    (including its ``checks:`` list; a bad entry raises :class:`ConfigError`).
+
+    The first call configures amas-otel when nothing has yet
+    (:func:`amas_otel.sdk.configure_on_first_use`): check spans, gauges and logs go where configured.
+    """
     global _default
+    configure_on_first_use("get_health_service")
     with _default_lock:
         if _default is None:
             service = HealthCheckService()
@@ -766,15 +829,17 @@ def add_cache_health_check(name: str, client: Any, *, critical: bool = True, tim
 def add_external_api_health_check(
     name: str,
     url: str,
+    check: Callable[[Any], Any] | None = None,
     *,
     expected_status: int | Iterable[int] = 200,
     headers: Mapping[str, str] | None = None,
     critical: bool = True,
     timeout: float | None = None,
 ) -> HealthCheck:
-    """:class:`ExternalAPIHealthCheck` on the process-wide service."""
-    check = ExternalAPIHealthCheck(url, expected_status=expected_status, headers=headers)
-    return add_health_check(name, check, critical=critical, timeout=timeout)
+    """:class:`ExternalAPIHealthCheck` on the process-wide service; ``check(response)`` judges the answer
+    (the guide's ``add_external_api_health_check("payment_api", url, check_payment_api)``)."""
+    api_check = ExternalAPIHealthCheck(url, check, expected_status=expected_status, headers=headers)
+    return add_health_check(name, api_check, critical=critical, timeout=timeout)
 
 
 def add_file_system_health_check(

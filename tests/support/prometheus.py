@@ -3,6 +3,7 @@
 >>> server = start(["127.0.0.1:9464"], tmp_path)     # scrapes every second
 >>> server.wait_for('amas_breaker_state{amas_breaker_state="open"} == 1')
 >>> server.stop()
+>>> launch(config_path, tmp_path)                    # a configuration of your own
 
 The binary comes from ``$PROMETHEUS_BIN`` (``scripts/test`` sets it); a
 missing binary is a test failure, never a skip.  Storage and config live in
@@ -18,11 +19,11 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PrometheusServer", "start", "binary"]
+__all__ = ["PrometheusServer", "binary", "launch", "start", "wait_ready"]
 
 _CACHE = Path(__file__).resolve().parents[2] / ".cache" / "prometheus" / "usr" / "bin"
 
@@ -92,7 +93,6 @@ class PrometheusServer:
 
 def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = "/metrics") -> PrometheusServer:
     """Start Prometheus scraping ``host:port`` targets every second; waits until it is ready."""
-    prometheus = binary("prometheus")
     targets = ", ".join(json.dumps(t) for t in scrape_targets)
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -101,6 +101,12 @@ def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = 
         f"    metrics_path: {json.dumps(metrics_path)}\n"
         f"    static_configs:\n      - targets: [{targets}]\n"
     )
+    return launch(config, tmp_path)
+
+
+def launch(config: Path, tmp_path: Path) -> PrometheusServer:
+    """Start Prometheus with the configuration file ``config``; waits until it is ready."""
+    prometheus = binary("prometheus")
     port = _free_port()
     log_path = tmp_path / "prometheus.log"
     with log_path.open("wb") as log:
@@ -115,16 +121,25 @@ def start(scrape_targets: Iterable[str], tmp_path: Path, *, metrics_path: str = 
             stderr=subprocess.STDOUT,
         )
     server = PrometheusServer(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 30
+    try:
+        wait_ready(f"{server.url}/-/ready", process, server.log, "prometheus")
+    except AssertionError:
+        server.stop()
+        raise
+    return server
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Callable[[], str], name: str, timeout: float = 30) -> None:
+    """Wait until ``url`` answers 200; AssertionError with the log's tail when ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"prometheus exited with {process.returncode}:\n{server.log()[-3000:]}")
+            raise AssertionError(f"{name} exited with {process.returncode}:\n{log()[-4000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
-                    return server
+                    return
         except OSError:
             pass
-        time.sleep(0.2)
-    server.stop()
-    raise AssertionError(f"prometheus not ready after 30s:\n{server.log()[-3000:]}")
+        time.sleep(0.1)
+    raise AssertionError(f"{name} not ready after {timeout}s:\n{log()[-4000:]}")
