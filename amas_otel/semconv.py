@@ -39,6 +39,9 @@ COMPONENT = "amas.component"
 ERROR_TYPE = "error.type"
 #: OTel semantic convention attribute for a rendered traceback (log records of ``logger.exception``).
 EXCEPTION_STACKTRACE = "exception.stacktrace"
+#: OTel semantic convention attributes for an exception's class (module-qualified) and message.
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
 
 # --- logging / correlation (issue: logging) -------------------------------
 # Agreed: counter "amas.log.records" (attrs amas.log.level, amas.component);
