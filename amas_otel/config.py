@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from amas_otel._redaction_keys import is_sensitive_key
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -293,11 +295,38 @@ class Settings:
             section = getattr(self, section_name)
             for f in dataclasses.fields(section):
                 key = f"{section_name}.{f.name}"
-                value = getattr(section, f.name)
-                if f.metadata.get("secret") and value:
-                    value = {k: "****" for k in value}
+                value = _masked(getattr(section, f.name), bool(f.metadata.get("secret")) or is_sensitive_key(f.name))
                 rows.append((key, _show(value), self.sources.get(key, "default"), f.metadata.get("env") or ""))
         return rows
+
+
+_MASK = "****"
+# The userinfo of a URL: "user:password@" keeps the user, a lone "token@" is all secret.
+_URL_USERINFO = re.compile(r"(?<=://)(?P<user>[^/?#\s:@]*)(?P<password>:[^/?#\s]*)?@")
+
+
+def _mask_urls(text: str) -> str:
+    """``text`` with the password (or lone token) of every ``scheme://user:password@`` replaced by ``****``."""
+    if "@" not in text:
+        return text
+    return _URL_USERINFO.sub(
+        lambda m: f"{m.group('user')}:{_MASK}@" if m.group("password") is not None else f"{_MASK}@", text
+    )
+
+
+def _masked(value: Any, secret: bool) -> Any:
+    """``value`` fit to print: all of it for a secret setting, else URL credentials and values of secret-named keys."""
+    if value is None or value == "" or value == () or isinstance(value, (bool, int, float)):
+        return value
+    if secret:
+        return {k: _MASK for k in value} if isinstance(value, Mapping) else _MASK
+    if isinstance(value, str):
+        return _mask_urls(value)
+    if isinstance(value, Mapping):
+        return {k: _masked(v, is_sensitive_key(str(k))) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not (value and isinstance(value[0], HealthCheckSpec)):
+        return tuple(_masked(v, False) for v in value)
+    return value
 
 
 def _show(value: Any) -> str:
@@ -434,17 +463,113 @@ class _Located:
     origin: str  # file:line
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    """Load a YAML mapping whose every value is wrapped in :class:`_Located`."""
+#: Largest configuration file read (AMAS_CONFIG_MAX_BYTES); a config file is a few KiB.
+DEFAULT_CONFIG_MAX_BYTES = 256 * 1024
+#: Deepest nesting of a YAML document (aliases expanded), and most nodes it may expand to: the
+#: settings are three levels deep; these bound time and memory for hostile files (a 5,000-deep
+#: nesting overflows PyYAML's recursive composer, an alias bomb expands exponentially).
+_MAX_YAML_DEPTH = 64
+_MAX_YAML_NODES = 20_000
+_TOO_DEEP = f"YAML nested deeper than {_MAX_YAML_DEPTH} levels (aliases expanded)"
+_TOO_MANY = f"YAML document of more than {_MAX_YAML_NODES:,} values once aliases are expanded (an alias bomb?)"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at :data:`_MAX_YAML_DEPTH` levels and :data:`_MAX_YAML_NODES` nodes."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        super().__init__(text)
+        self._path = path
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > _MAX_YAML_DEPTH:
+                self._too_big(self.peek_event().start_mark, _TOO_DEEP)
+            if self._nodes > _MAX_YAML_NODES:
+                self._too_big(self.peek_event().start_mark, _TOO_MANY)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _too_big(self, mark: Any, problem: str) -> None:
+        raise ConfigError([f"{self._path}:{mark.line + 1}: {problem}; expected a YAML file of settings"])
+
+    def check_expansion(self, node: yaml.Node) -> None:
+        """Raise unless ``node`` with every alias expanded stays within the depth and node limits."""
+        sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
+
+        def measure(current: yaml.Node) -> tuple[int, int]:
+            known = sizes.get(id(current))
+            if known is not None:
+                if known[0] < 0:  # an alias of a node that contains it: infinite
+                    self._too_big(current.start_mark, "an alias refers to a node that contains it")
+                return known
+            sizes[id(current)] = (-1, 0)
+            count, depth = 1, 0
+            if isinstance(current, yaml.SequenceNode):
+                children = current.value
+            elif isinstance(current, yaml.MappingNode):
+                children = [child for pair in current.value for child in pair]
+            else:
+                children = []
+            for child in children:
+                child_count, child_depth = measure(child)
+                count += child_count
+                depth = max(depth, child_depth)
+                if count > _MAX_YAML_NODES:
+                    self._too_big(child.start_mark, _TOO_MANY)
+                if depth >= _MAX_YAML_DEPTH:
+                    self._too_big(child.start_mark, _TOO_DEEP)
+            sizes[id(current)] = (count, depth + 1)
+            return count, depth + 1
+
+        measure(node)
+
+
+def _line_of(data: bytes | str, position: int) -> int:
+    return data.count(b"\n" if isinstance(data, bytes) else "\n", 0, position) + 1
+
+
+def _load_yaml(path: Path, max_bytes: int = DEFAULT_CONFIG_MAX_BYTES) -> dict[str, Any]:
+    """Load a YAML mapping whose every value is wrapped in :class:`_Located`.
+
+    Hostile files fail fast with a :class:`ConfigError` naming the file (and
+    line): more than ``max_bytes``, not UTF-8, NUL or other control
+    characters, too deep or too many values (alias bombs included).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read configuration file: {exc.strerror or exc}"]) from None
-    loader = yaml.SafeLoader(text)
+    if len(data) > max_bytes:
+        raise ConfigError(
+            [f"{path}: configuration file larger than {max_bytes:,} bytes (AMAS_CONFIG_MAX_BYTES); expected a YAML settings file"]
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}:{_line_of(data, exc.start)}: byte 0x{data[exc.start]:02x} is not UTF-8; expected a UTF-8 YAML text file"]
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ConfigError([f"{path}:{_line_of(text, nul)}: NUL byte; expected a YAML text file, not binary data"])
+    try:
+        loader = _BoundedLoader(text, path)
+    except yaml.reader.ReaderError as exc:  # other characters YAML does not allow
+        raise ConfigError(
+            [f"{path}:{_line_of(text, exc.position)}: character #x{exc.character:04x} is not allowed in YAML; expected YAML text"]
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return {}
+        loader.check_expansion(node)
         return _unwrap_mapping(node, loader, path, top=True)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -520,7 +645,7 @@ def _config_files(explicit: Iterable[str | os.PathLike[str]] | None, environ: Ma
 
 
 def _yaml_section_values(
-    files: list[Path], problems: list[str]
+    files: list[Path], problems: list[str], max_bytes: int = DEFAULT_CONFIG_MAX_BYTES
 ) -> dict[str, dict[str, _Located]]:
     """Flatten the YAML files into ``{section: {field: located value}}``; later files win."""
     by_yaml_key: dict[str, dict[str, tuple[str, dataclasses.Field]]] = {
@@ -534,7 +659,7 @@ def _yaml_section_values(
     found: dict[str, dict[str, _Located]] = {section: {} for section in _SECTIONS}
     for path in files:
         try:
-            document = _load_yaml(path)
+            document = _load_yaml(path, max_bytes)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
@@ -640,7 +765,15 @@ def load_settings(
 
     files, file_problems = _config_files(config_files, environ)
     problems.extend(file_problems)
-    from_yaml = _yaml_section_values(files, problems)
+    max_bytes = DEFAULT_CONFIG_MAX_BYTES
+    if environ.get("AMAS_CONFIG_MAX_BYTES", "").strip():
+        try:
+            max_bytes = _number(environ["AMAS_CONFIG_MAX_BYTES"], int, {"minimum": 1})
+        except _Bad:
+            problems.append(
+                f"AMAS_CONFIG_MAX_BYTES: invalid value {environ['AMAS_CONFIG_MAX_BYTES']!r}; expected a positive integer (bytes)"
+            )
+    from_yaml = _yaml_section_values(files, problems, max_bytes)
 
     sources: dict[str, str] = {}
     sections: dict[str, Any] = {}
@@ -677,7 +810,11 @@ def load_settings(
                 try:
                     values[f.name] = _parse(_plain(raw), meta)
                 except _Bad as exc:
-                    problems.append(f"{label}: invalid value {_plain(raw)!r}; {exc}")
+                    secret = bool(meta.get("secret")) or is_sensitive_key(f.name)
+                    # The value of a secret setting is never echoed; URL credentials in others are masked.
+                    shown = _masked(_plain(raw), secret)
+                    reason = "expected comma-separated key=value pairs" if secret and meta["kind"] == "keyvalues" else exc
+                    problems.append(f"{label}: invalid value {shown!r}; {_mask_urls(str(reason))}")
                     continue
             sources[key] = source
         sections[section] = values

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 from typing import Any
 
+import wrapt
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
@@ -32,11 +33,20 @@ class AmasDistro(BaseDistro):
 
     def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
         if entry_point.name == "fastapi":
-            from amas_otel.fastapi import instrument_fastapi
-
-            instrument_fastapi()
+            # Once the program imports FastAPI, not now: importing it (with Starlette
+            # and AnyIO) before the program starts would also come before pytest
+            # can rewrite the assertions of plugins such as anyio's
+            # (PytestAssertRewriteWarning, an error under filterwarnings=error), and
+            # costs start-up time in programs that never use it.
+            wrapt.register_post_import_hook(_instrument_fastapi, "fastapi")
             return
         entry_point.load()().instrument(**kwargs)
+
+
+def _instrument_fastapi(module: Any) -> None:
+    from amas_otel.fastapi import instrument_fastapi
+
+    instrument_fastapi()
 
 
 class AmasConfigurator(_BaseConfigurator):

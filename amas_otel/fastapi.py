@@ -23,8 +23,10 @@ plus the health router (``amas_otel.health.health_router``), the metrics
 endpoint (Prometheus text at ``PROMETHEUS_METRICS_PATH``) and exception
 handlers mapping validation → 400, authentication → 401, authorization → 403,
 rate limit → 429, open circuit breaker → 503 (both with ``Retry-After``), and
-anything unexpected → 500.  Every error body is JSON
-(:func:`amas_otel.errors.error_body`) with the correlation id and nothing internal.
+anything unexpected → 500, each only where the application has no handler of
+its own.  Every error body is JSON (:func:`amas_otel.errors.error_body`) with
+the correlation id and nothing internal.  FastAPI's ``RequestValidationError``
+keeps FastAPI's 422 unless ``validation_errors="400"``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,7 +57,7 @@ from amas_otel.logging import (
 )
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, HttpAttr
+from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HttpAttr
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel.ratelimit import (
     _EXEMPT_PATHS,
@@ -70,7 +73,7 @@ _log = logging.getLogger("amas_otel.fastapi")
 
 _LOG_MODES = ("all", "errors", "none")
 _TRACING_MODES = ("lean", "otel", "off")
-_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_VALIDATION_MODES = ("fastapi", "400")
 # OTel HTTP server span attributes (semantic conventions, stable).
 _A_METHOD, _A_ROUTE, _A_STATUS = HttpAttr.REQUEST_METHOD, HttpAttr.ROUTE, HttpAttr.RESPONSE_STATUS_CODE
 _A_PATH, _A_SCHEME = "url.path", "url.scheme"
@@ -84,6 +87,34 @@ _PARENT_BASED_DELEGATES = (
     "_local_parent_sampled",
     "_local_parent_not_sampled",
 )
+
+
+class _RequestHeaders(Getter[dict[str, str]]):
+    """What propagators read: every request header, by lower-case name, repeated lines joined.
+
+    RFC 9110 (5.3) combines a field's repeated lines into one value separated
+    by commas; W3C ``tracestate`` and ``baggage`` say the same for theirs, so
+    two ``baggage`` lines reach the propagator as one list of members.
+    """
+
+    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key.lower())
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+_REQUEST_HEADERS = _RequestHeaders()
+
+
+def _header_carrier(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        previous = carrier.get(name)
+        carrier[name] = value if previous is None else f"{previous},{value}"
+    return carrier
 
 
 class RequestTelemetryMiddleware:
@@ -100,7 +131,8 @@ class RequestTelemetryMiddleware:
       enclosing recording span — gets ``amas.correlation.id``, and the
       response carries the header.
     * ``tracer`` (optional): a SERVER span per request, parent taken from the
-      incoming ``traceparent``/``baggage`` by the global propagator, named
+      request's headers (all of them, repeated lines joined) by the globally
+      configured propagator (``OTEL_PROPAGATORS``: W3C, B3, …), named
       ``{method} {route}`` once routing has matched, with the HTTP semantic
       convention attributes; 5xx sets status ERROR.  No per-message spans.
     * ``service``: the duration histogram, with the matched route's template
@@ -215,8 +247,8 @@ class RequestTelemetryMiddleware:
             failure = exc
             if span is not None:
                 span.record_exception(exc)
-            if started:
-                raise
+            if started or _answers_server_errors(scope.get("app")):
+                raise  # the application's own Exception / 500 handler answers (in ServerErrorMiddleware)
             await self._answer_unexpected(scope, send_wrapper, exc)
         finally:
             duration = time.perf_counter() - start
@@ -248,21 +280,17 @@ class RequestTelemetryMiddleware:
     def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any, str | None]:
         """Start the request's span; return it, the context to run the request in and the correlation id.
 
-        The incoming ``baggage`` is cut to the W3C limits and parsed once, by
-        the global propagator; the correlation id is read from what it parsed.
+        The incoming ``baggage`` (all its lines, joined) is cut to the W3C
+        limits and parsed once, by the global propagator; the correlation id is
+        read from what it parsed.
         """
-        carrier = {}
-        user_agent = None
-        for name, value in scope["headers"]:
-            if name in _PROPAGATION_HEADERS:
-                carrier[name.decode("latin-1")] = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-        parent = otel_context.get_current()
-        if carrier:
-            if "baggage" in carrier:
-                carrier["baggage"] = cap_baggage(carrier["baggage"])
-            parent = propagate.extract(carrier, context=parent)
+        # Every header goes to the globally configured propagator (W3C, B3, Jaeger, a custom one):
+        # which headers it reads is its business.  Repeated lines arrive joined.
+        carrier = _header_carrier(scope["headers"])
+        user_agent = carrier.get("user-agent")
+        if "baggage" in carrier:
+            carrier["baggage"] = cap_baggage(carrier["baggage"])
+        parent = propagate.extract(carrier, context=otel_context.get_current(), getter=_REQUEST_HEADERS)
         correlation_id = None
         if self._correlation is not None:
             # With a propagator that leaves baggage alone, the correlation id reads the header itself.
@@ -334,7 +362,7 @@ class RequestTelemetryMiddleware:
         self, scope: Any, template: str, status: int, duration: float, failure: BaseException | None, correlation_id: str | None
     ) -> None:
         try:
-            fields = {
+            fields: dict[str, Any] = {
                 "method": scope["method"],
                 "route": template or None,
                 "status_code": status,
@@ -345,13 +373,32 @@ class RequestTelemetryMiddleware:
                 fields["correlation_id"] = correlation_id
             logger = self._get_logger()
             if failure is not None:
-                logger.error("request failed", error_type=type(failure).__qualname__, **fields)
+                # The exception itself, through the redactor: when this layer answers the 500
+                # the server never sees it, so this record is the only trace of it.
+                fields[EXCEPTION_TYPE] = _qualified_name(type(failure))
+                fields[EXCEPTION_MESSAGE] = str(failure)
+                logger.error("request failed", error_type=type(failure).__qualname__, exc_info=failure, **fields)
             elif status >= 500:
                 logger.warning("request", **fields)
             else:
                 logger.info("request", **fields)
         except Exception:  # noqa: BLE001 - a logging failure must not fail the request
             _log.debug("amas_otel: request logging failed", exc_info=True)
+
+
+def _answers_server_errors(app: Any) -> bool:
+    """True when ``app`` answers unexpected exceptions itself, so the layer lets them through.
+
+    That is when it registered its own handler for ``Exception`` or status 500
+    (read per failing request, not at instrumentation time: a handler added
+    after :func:`instrument_app` wins too), or when it configured FastAPI's
+    native telemetry, which records the exception (span status, log record)
+    only if it reaches FastAPI's own error handling.
+    """
+    handlers = getattr(app, "exception_handlers", None)
+    if handlers and (Exception in handlers or 500 in handlers):
+        return True
+    return getattr(app, "__dict__", {}).get("_amas_otel_native_telemetry") is True
 
 
 def _flush_before_shutdown_completes(send: Any) -> Any:
@@ -396,6 +443,10 @@ def _ignores_attributes(sampler: Any) -> bool:
     return False
 
 
+def _qualified_name(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _content_length(scope: Any) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
@@ -421,9 +472,23 @@ def _retry_after(seconds: Any) -> int:
     return max(math.ceil(value), 1) if math.isfinite(value) else 1
 
 
-def _install_handlers(app: Any, service: MetricsService) -> None:
+def _install_handlers(app: Any, service: MetricsService, validation_errors: str) -> None:
+    """amas-otel's handlers, each only where the application has none of its own.
+
+    FastAPI's defaults (``HTTPException``, ``RequestValidationError``) count as
+    none; a handler the application passed to ``FastAPI(exception_handlers=...)``
+    or registers later wins, and the request is still recorded by the layer.
+    """
+    from fastapi import exception_handlers as fastapi_handlers
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
+
+    defaults = (fastapi_handlers.http_exception_handler, fastapi_handlers.request_validation_exception_handler)
+
+    def add(exc_class: type[Exception], handler: Any) -> None:
+        current = app.exception_handlers.get(exc_class)
+        if current is None or current in defaults:
+            app.add_exception_handler(exc_class, handler)
 
     def count(exc: BaseException) -> None:
         try:
@@ -439,12 +504,12 @@ def _install_handlers(app: Any, service: MetricsService) -> None:
         return _json_error(request, exc.status_code, exc.code, exc.message, headers, **extra)
 
     async def request_validation(request: Request, exc: Exception) -> Response:
-        # FastAPI's default 422 body echoes the submitted input (passwords
-        # included); answer 400 naming the fields only.
         assert isinstance(exc, RequestValidationError)
         count(exc)
-        fields = sorted({".".join(str(part) for part in error.get("loc", ())) for error in exc.errors()})
-        return _json_error(request, 400, "validation_error", "Invalid request", fields=fields)
+        if validation_errors == "fastapi":  # FastAPI's own 422, as the OpenAPI schema says
+            return await fastapi_handlers.request_validation_exception_handler(request, exc)
+        # The guide's 400 naming the fields only (FastAPI's 422 body echoes the submitted input).
+        return _json_error(request, 400, "validation_error", "Invalid request", fields=_invalid_fields(exc))
 
     async def rate_limited(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RateLimitExceeded)
@@ -460,10 +525,10 @@ def _install_handlers(app: Any, service: MetricsService) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
         return _json_error(request, exc.status_code, "http_error", message, exc.headers)
 
-    app.add_exception_handler(AmasError, amas_error)
-    app.add_exception_handler(RequestValidationError, request_validation)
-    app.add_exception_handler(RateLimitExceeded, rate_limited)
-    app.add_exception_handler(HTTPException, http_error)
+    add(AmasError, amas_error)
+    add(RequestValidationError, request_validation)
+    add(RateLimitExceeded, rate_limited)
+    add(HTTPException, http_error)
 
     from amas_otel.breaker import CircuitBreakerOpenException
 
@@ -479,7 +544,57 @@ def _install_handlers(app: Any, service: MetricsService) -> None:
             retry_after=seconds,
         )
 
-    app.add_exception_handler(CircuitBreakerOpenException, breaker_open)
+    add(CircuitBreakerOpenException, breaker_open)
+
+
+def _invalid_fields(exc: Any) -> list[str]:
+    return sorted({".".join(str(part) for part in error.get("loc", ())) for error in exc.errors()})
+
+
+_VALIDATION_400_SCHEMA = "AmasValidationError"
+
+
+def _advertise_validation_400(app: Any) -> None:
+    """Make ``app``'s OpenAPI schema say what ``validation_errors="400"`` answers.
+
+    FastAPI documents a 422 ``HTTPValidationError`` on every operation with
+    parameters; with the guide's 400 the schema says 400 and its body instead.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        if app.__dict__.get("_amas_otel_openapi_patched") is schema:
+            return schema
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses") if isinstance(operation, dict) else None
+                if responses and "422" in responses and "HTTPValidationError" in str(responses["422"]):
+                    del responses["422"]
+                    responses["400"] = {
+                        "description": "Validation Error",
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_VALIDATION_400_SCHEMA}"}}},
+                    }
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components[_VALIDATION_400_SCHEMA] = {
+            "title": _VALIDATION_400_SCHEMA,
+            "type": "object",
+            "required": ["error", "message", "fields"],
+            "properties": {
+                "error": {"title": "Error", "type": "string", "const": "validation_error"},
+                "message": {"title": "Message", "type": "string"},
+                "correlation_id": {"title": "Correlation Id", "anyOf": [{"type": "string"}, {"type": "null"}]},
+                "fields": {"title": "Fields", "type": "array", "items": {"type": "string"}},
+            },
+        }
+        if "HTTPValidationError" not in str(schema.get("paths", {})):
+            components.pop("HTTPValidationError", None)
+            if "#/components/schemas/ValidationError'" not in str(schema):
+                components.pop("ValidationError", None)
+        app._amas_otel_openapi_patched = schema
+        return schema
+
+    app.openapi = openapi
 
 
 # --- endpoints ------------------------------------------------------------------
@@ -514,6 +629,7 @@ def instrument_app(
     trusted_proxies: Iterable[str] | None = None,
     rate_limit_exempt_paths: Iterable[str] | None = None,
     record_body_sizes: bool = False,
+    validation_errors: str = "fastapi",
 ) -> Any:
     """Instrument ``app`` (a ``fastapi.FastAPI`` not yet started) and return it.
 
@@ -521,8 +637,10 @@ def instrument_app(
     middleware, one span per request and nothing per ASGI message;
     ``"otel"`` — OpenTelemetry's ``FastAPIInstrumentor`` (``exclude_spans``
     applies; its HTTP metrics are switched off so the metric has one source);
-    ``"off"``.  Either way FastAPI's built-in telemetry, where the FastAPI
-    version has one, is turned off for this app so spans and metrics are not doubled.
+    ``"off"``.  FastAPI's built-in telemetry is turned off for an app that did not
+    configure it, so spans and metrics are not doubled; an app that configured it
+    keeps it, and then gets no second span / duration from here (see
+    ``_beside_native_telemetry``).
     An app already instrumented from outside (``opentelemetry-instrument``,
     ``amas-otel-instrument``) keeps that instrumentation, which then also
     records ``http.server.request.duration``.
@@ -537,7 +655,11 @@ def instrument_app(
     when set), and ``trusted_proxies`` defaults to ``RATE_LIMIT_TRUSTED_PROXIES``.
     Health and metrics paths are exempt unless ``rate_limit_exempt_paths`` says
     otherwise.  ``health_service`` / ``health_details_token`` go to
-    ``health_router``.  Calling twice on one app raises :class:`RuntimeError`.
+    ``health_router``.  ``validation_errors``: ``"fastapi"`` (default) keeps
+    FastAPI's 422 and its ``detail`` body; ``"400"`` answers the guide's 400
+    ``validation_error`` naming the fields only, and the OpenAPI schema says so.
+    The application's own exception handlers win over amas-otel's.  Calling
+    twice on one app raises :class:`RuntimeError`.
     """
     if getattr(app, "_amas_otel_instrumented", False):
         raise RuntimeError("instrument_app() was already called on this application")
@@ -553,10 +675,15 @@ def instrument_app(
     if trusted_proxies is None:
         trusted_proxies = settings.rate_limit.trusted_proxies
     health_prefix = "/health"
+    if validation_errors not in _VALIDATION_MODES:
+        raise ValueError(f"validation_errors must be one of {', '.join(_VALIDATION_MODES)}, got {validation_errors!r}")
     otel_already = getattr(app, "_is_instrumented_by_opentelemetry", False)
-    if otel_already:
+    traces, meters = _beside_native_telemetry(app)
+    if otel_already or (tracing == "lean" and not traces):
         tracing = "off"
-    _disable_native_telemetry(app)
+    # FastAPIInstrumentor's middleware switches FastAPI's native telemetry off (FastAPI's rule):
+    # the duration is then recorded here whatever the app configured.
+    meters = meters or tracing == "otel"
 
     if rate_limit_exempt_paths is None:
         rate_limit_exempt_paths = (health_prefix, *([metrics_path] if metrics_path else []))
@@ -567,7 +694,7 @@ def instrument_app(
         tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
     app.add_middleware(
         RequestTelemetryMiddleware,
-        service=None if otel_already else service,
+        service=service if meters and not otel_already else None,
         tracer=tracer,
         log_requests=log_requests,
         record_body_sizes=record_body_sizes,
@@ -577,7 +704,9 @@ def instrument_app(
         trusted_proxies=tuple(trusted_proxies),
     )
 
-    _install_handlers(app, service)
+    _install_handlers(app, service, validation_errors)
+    if validation_errors == "400":
+        _advertise_validation_400(app)
 
     if health:
         from amas_otel.health import health_router
@@ -625,10 +754,12 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
     ``{method} {route}`` with the HTTP semantic-convention attributes and the
     incoming trace context, ``http.server.request.duration`` with the route
     template, logs of failed requests; no per-message spans.  FastAPI's
-    built-in telemetry is switched off for those applications so nothing is
-    doubled.  Applications that call :func:`instrument_app` keep that
-    configuration instead.  Calling again does nothing; undo with
-    :func:`uninstrument_fastapi`.
+    built-in telemetry is switched off for applications that did not configure
+    it, so nothing is doubled; one that did keeps it (and gets from here only
+    what it does not record itself).  Applications that call
+    :func:`instrument_app` keep that configuration instead, and those the user
+    instrumented with OpenTelemetry's ``FastAPIInstrumentor`` keep exactly
+    that.  Calling again does nothing; undo with :func:`uninstrument_fastapi`.
     """
     from fastapi import FastAPI
 
@@ -636,22 +767,22 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
         return
     from amas_otel import __version__
 
-    original_init, original_build = FastAPI.__init__, FastAPI.build_middleware_stack
+    original_build = FastAPI.build_middleware_stack
     tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        _disable_native_telemetry(self)
 
     def build_middleware_stack(self: Any) -> Any:
         stack = original_build(self)
-        if getattr(self, "_amas_otel_instrumented", False):
-            return stack  # instrument_app() wired its own telemetry into this application
-        _disable_native_telemetry(self)
-        return RequestTelemetryMiddleware(stack, metrics_service or get_metrics_service(), tracer=tracer)
+        if getattr(self, "_amas_otel_instrumented", False) or getattr(self, "_is_instrumented_by_opentelemetry", False):
+            # instrument_app() wired its own telemetry, or the application chose
+            # OpenTelemetry's FastAPIInstrumentor itself (whose wrapper calls this
+            # method and expects Starlette's stack back): the application's choice wins.
+            return stack
+        traces, meters = _beside_native_telemetry(self)
+        return RequestTelemetryMiddleware(
+            stack, (metrics_service or get_metrics_service()) if meters else None, tracer=tracer if traces else None
+        )
 
-    _patched.update(__init__=original_init, build_middleware_stack=original_build)
-    FastAPI.__init__ = __init__  # type: ignore[method-assign]
+    _patched.update(build_middleware_stack=original_build)
     FastAPI.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
@@ -664,11 +795,43 @@ def uninstrument_fastapi() -> None:
     _patched.clear()
 
 
-def _disable_native_telemetry(app: Any) -> None:
-    # FastAPI >= 0.16x traces and meters requests itself as soon as global
-    # providers exist, unless OpenTelemetry's ASGI middleware is in the stack.
-    # Its settings dict is read per request, so switching it off here works
-    # for an app built before this call.
-    native = getattr(app, "_telemetry", None)
-    if isinstance(native, dict):
-        native.update(tracing=False, metrics=False, logs=False, operation_spans=False)
+# FastAPI's defaults for FastAPI(telemetry=...) (fastapi.telemetry.TelemetryConfig), auto_configure aside.
+_NATIVE_DEFAULTS = {
+    "tracer_provider": None,
+    "meter_provider": None,
+    "logger_provider": None,
+    "tracing": True,
+    "metrics": True,
+    "logs": True,
+    "operation_spans": True,
+    "exclude": None,
+}
+
+
+def _beside_native_telemetry(app: Any) -> tuple[bool, bool]:
+    """Whether amas-otel records ``app``'s server span and its request duration: ``(traces, meters)``.
+
+    FastAPI (0.16x and later) traces, meters and logs requests natively as
+    soon as providers exist.  An application that configured that itself —
+    settings other than FastAPI's defaults in ``FastAPI(telemetry={...})``, or
+    ``FASTAPI_OTEL_AUTO_CONFIGURE=true`` — keeps it exactly as configured, and
+    amas-otel leaves to it what it records (its spans, its duration metric), so
+    nothing is doubled.  For any other application FastAPI's native telemetry
+    would only double amas-otel's, and it is switched off.  Decided once per
+    application (its settings dict is read per request, so this works for an
+    application built before the call).
+    """
+    config = getattr(app, "_telemetry", None)
+    if not isinstance(config, dict):  # a FastAPI without native telemetry
+        return True, True
+    native = app.__dict__.get("_amas_otel_native_telemetry")
+    if native is None:
+        native = config.get("auto_configure") is True or any(
+            config.get(key, default) != default for key, default in _NATIVE_DEFAULTS.items()
+        )
+        app._amas_otel_native_telemetry = native
+        if not native:
+            config.update(tracing=False, metrics=False, logs=False, operation_spans=False)
+    if not native:
+        return True, True
+    return not config.get("tracing", True), not config.get("metrics", True)

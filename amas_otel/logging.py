@@ -45,6 +45,7 @@ from amas_otel._fastpath.context_keys import BAGGAGE_KEY, SPAN_KEY
 from amas_otel._fastpath.log_records import LOG_EXPORT, STRUCTLOG_BOUND, LogQueues, emit_directly, sdk_logger_parts
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel._counting import Tally
+from amas_otel._sanitize import encodable
 from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
@@ -425,16 +426,34 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _dumps(value: Any, default: Callable[[Any], Any]) -> str:
-    """``value`` as JSON text, non-ASCII kept as is.
+    """``value`` as JSON text, non-ASCII kept as is; never raises for a key or a string.
 
     orjson renders a log line several times faster than :func:`json.dumps`
     (which builds a new encoder per call when given options); what it refuses,
-    such as integers beyond 64 bits, goes through :mod:`json` instead.
+    such as integers beyond 64 bits, keys that are tuples or strings holding
+    lone surrogates, goes through :mod:`json` instead, with keys JSON cannot
+    hold written as text and the result made encodable (see :mod:`amas_otel._sanitize`).
     """
     try:
         return orjson.dumps(value, default=default, option=_ORJSON_OPTIONS).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, default=default, ensure_ascii=False)
+        pass
+    try:
+        text = json.dumps(value, default=default, ensure_ascii=False)
+    except TypeError:  # keys json cannot hold either
+        text = json.dumps(_text_keys(value), default=default, ensure_ascii=False)
+    return encodable(text)
+
+
+def _text_keys(value: Any) -> Any:
+    """``value`` with every mapping key that is not a JSON scalar written as ``str(key)``."""
+    if isinstance(value, dict):
+        return {
+            (k if k is None or isinstance(k, (str, int, float, bool)) else str(k)): _text_keys(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def _structlog_default(value: Any) -> Any:
@@ -448,6 +467,15 @@ def _structlog_default(value: Any) -> Any:
 def _render_json(logger: Any, method_name: str, event_dict: dict[str, Any]) -> str:
     """The JSON line renderer (structlog's ``JSONRenderer`` contract, rendered by orjson)."""
     return _dumps(event_dict, _structlog_default)
+
+
+def _encodable_lines(renderer: Callable[..., str]) -> Callable[..., str]:
+    """``renderer`` whose lines UTF-8 can always encode (a key may still hold a lone surrogate)."""
+
+    def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> str:
+        return encodable(renderer(logger, method_name, event_dict))
+
+    return render
 
 
 def _attribute_value(value: Any) -> Any:
@@ -800,11 +828,7 @@ def configure_logging(
         counter=_record_counter if config.enable_metrics else None,
         logger_provider=logger_provider,
     )
-    renderer = (
-        _render_json
-        if config.format is LogFormat.JSON
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer = _render_json if config.format is LogFormat.JSON else _encodable_lines(structlog.dev.ConsoleRenderer(colors=False))
     processors = [record_processor]
     level = getattr(_stdlib_logging, config.level.value)
     structlog.configure(

@@ -2,7 +2,7 @@
 
 A :class:`Redactor` is built for a security level (``low`` < ``medium`` < ``high``
 < ``maximum``, see :data:`LEVEL_RULES`) plus the extra ``LOG_REDACT_PATTERNS``.
-It applies two kinds of rules:
+It applies three kinds of rules:
 
 * **key rules** – a value stored under a sensitive key (``password``,
   ``api_key``, ``Authorization``…) is replaced whole.  Keys are compared after
@@ -11,7 +11,11 @@ It applies two kinds of rules:
 * **value rules** – secrets recognised by their shape (JWTs, PEM private keys,
   provider API keys, e-mail addresses, Luhn-valid card numbers…) are replaced
   inside any string, including JSON documents held in strings, URL query
-  strings and ``key=value`` text.
+  strings and ``key=value`` text (quoted values and header lines whole); at
+  ``high`` and ``maximum`` also keyless secrets: base64 DER keys and
+  certificates, random-looking tokens.
+* **structure** – dataclass, attrs, pydantic and namedtuple instances are
+  cleaned field by field, ``(key, value)`` pairs by their key.
 
 Replacements read ``[REDACTED:<kind>]`` and every cleaned record/span gets the
 number of replacements in :data:`amas_otel.semconv.REDACTION_COUNT`.
@@ -32,6 +36,8 @@ becomes ``[REDACTED:error]``.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import enum
 import functools
 import json
@@ -51,6 +57,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Status
 
 from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
+from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
@@ -102,7 +109,8 @@ _SUFFIXES = (
 # from the looser number rules and are left unchanged.
 _VALUE_RULES: tuple[tuple[str, int, str], ...] = (
     ("private_key", 0, r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END[A-Z ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)"),
-    ("url_password", 0, r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"),
+    # user:password@ (the user may be empty: redis://:pw@host; the password may hold "@": up to the last one).
+    ("url_password", 0, r"(?<=://)[^/?#\s:@]{0,256}:[^/?#\s]{1,256}(?=@)"),
     ("bearer", 0, r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{8,}=*"),
     ("basic", 0, r"\b(?i:basic)\s+[A-Za-z0-9+/]{8,}=*"),
     ("jwt", 0, r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
@@ -122,6 +130,65 @@ _VALUE_RULES: tuple[tuple[str, int, str], ...] = (
     ("phone", 2, r"(?<![\w+])(?:\+\d{8,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,5}){1,3})(?!\w)"),
 )
 
+# --- keyless secrets (high and maximum) ------------------------------------------------
+# Values with a secret's signature and no key or marker, the way entropy scanners
+# (detect-secrets, gitleaks) find them.  Base64 DER starting a SEQUENCE ("M…") whose first
+# element is a version INTEGER is a private key (PKCS#1, PKCS#8, SEC 1); one starting with
+# another SEQUENCE is a certificate (or public / encrypted key); the base64 lines that follow
+# it (a PEM body without its armour) go with it.  A run of 20+ base64/base64url characters
+# holding upper and lower case is a random token unless at least 80 % of it is explained by
+# the structure of names: words ("Http", "request"), acronyms before a word or a separator
+# ("XMLHttp", "JIRA-"), numbers of 3+ digits, separators.  Identifiers, routes and branch
+# names score >= 0.88 on the corpus of tests/redaction_corpus.py, random tokens <= 0.72.
+_KEYLESS_RANK = 2
+_KEYLESS_KINDS = ("private_key", "certificate", "random_token")
+_DER_BASE64 = re.compile(
+    r"(?<![A-Za-z0-9+/])M[A-Za-z0-9+/]{38,}={0,2}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=]))*"
+)
+_TOKEN_RUN = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{20,}=*")
+_NAME_PARTS = re.compile(
+    r"[A-Z]{2,}(?=[A-Z][a-z]{3})|[A-Z]{2,}(?![A-Za-z])|[A-Z]?[a-z]{3,}|\d{3,}|[A-Z]?\d{1,2}(?=[A-Z][a-z]{2})|[/_+.-]"
+)
+_NAME_SHARE = 0.8
+_WHITE_SPACE = re.compile(r"\s+")
+
+
+def _der_kind(text: str) -> str | None:
+    """``private_key`` or ``certificate`` when base64 ``text`` starts a DER structure of that kind."""
+    head = _WHITE_SPACE.sub("", text)[:64]
+    try:
+        data = base64.b64decode(head[: len(head) // 4 * 4])
+    except ValueError:
+        return None
+    if len(data) < 8 or data[0] != 0x30:
+        return None
+    size = data[1]
+    if size < 0x80:
+        length, start = size, 2
+    elif 0x81 <= size <= 0x83:
+        start = 2 + size - 0x80
+        length = int.from_bytes(data[2:start], "big")
+    else:
+        return None
+    inner = data[start : start + 3]
+    if length < 30:
+        return None
+    if inner in (b"\x02\x01\x00", b"\x02\x01\x01"):
+        return "private_key"
+    if inner[:1] == b"\x30" and (0x81 <= inner[1] <= 0x83 or inner[1] == 0x0D):
+        return "certificate"
+    return None
+
+
+def _looks_random(token: str) -> bool:
+    """True for a run of base64 characters with both cases that names do not explain (see above)."""
+    body = token.rstrip("=")
+    if len(body) < 20 or body.isupper() or body.islower() or body.upper() == body.lower():
+        return False
+    named = sum(len(part) for part in _NAME_PARTS.findall(body))
+    return named < _NAME_SHARE * len(body)
+
+
 #: Human-readable summary of what each level removes (the README table is generated from it).
 LEVEL_RULES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     level.value: {
@@ -129,7 +196,10 @@ LEVEL_RULES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "keys containing": tuple(t for i in range(min(_ORDER[level], 2) + 1) for t in _CONTAINS[i]),
         "keys ending with": tuple(t for i in range(min(_ORDER[level], 2) + 1) for t in _SUFFIXES[i]),
         "values": tuple(
-            dict.fromkeys(k for k, lvl, _ in _VALUE_RULES if lvl <= _ORDER[level] and not k.startswith("_"))
+            dict.fromkeys(
+                [k for k, lvl, _ in _VALUE_RULES if lvl <= _ORDER[level] and not k.startswith("_")]
+                + list(_KEYLESS_KINDS if _ORDER[level] >= _KEYLESS_RANK else ())
+            )
         ),
     }
     for level in SecurityLevel
@@ -153,11 +223,22 @@ _NOTHING: frozenset[str] = frozenset()
 _CACHE_LIMIT = 8192
 _CACHE_MAX_LEN = 256
 _NON_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+# ``key=value`` / ``key: value`` / ``'key': 'value'`` / ``('key', 'value')`` inside text.  A quoted value
+# is taken whole (reprs of dataclasses, pydantic models, namedtuples and attrs classes quote their
+# strings: ``password='hunter 2x'``); an unquoted one is one token, with an authentication scheme word
+# before it (``Token X``); after a header-style ``Key: `` the value of a sensitive key runs to the end
+# of the line (``Cookie: a=1; sid=X``), see :meth:`Redactor._pairs`.
+_QUOTED_VALUE = r"b?'(?:[^'\\\r\n]|\\.)*+'|b?\"(?:[^\"\\\r\n]|\\.)*+\""  # b'…': the repr of bytes
+_AUTH_SCHEMES = r"(?i:bearer|basic|token|digest|negotiate|apikey|api-key|key|hmac|dpop|jwt|mac|oauth)"
 _KV = re.compile(
-    r"(?<![\w.\-])(?P<k>[A-Za-z_][\w.\-]{0,127}+)(?P<s>\s*=\s*|[\"']\s*:\s*[\"']?|:\s+)"
-    r"(?P<v>(?i:bearer|basic)\s+[^\s&;,'\"}\]?#]+|[^\s&;,'\"}\]?#=]+)"
+    r"(?<![\w.\-])(?P<k>[A-Za-z_][\w.\-]{0,127}+)(?P<s>\s*=\s*|[\"']\s*[:=]\s*|[\"']\s*,\s*|:\s+)"
+    rf"(?P<v>{_QUOTED_VALUE}|{_AUTH_SCHEMES}\s+[^\s&;,'\"}}\])?#]+|[^\s&;,'\"}}\])?#]+)"
 )
+_NOT_KEYS = ("Error", "Exception", "Warning")  # "ValueError: …" in text names a class, not a key
+_PAIR_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,127}")  # what the first item of a (key, value) pair looks like
 _UNKNOWN = object()
+_BAD_KEY = "_bad_key"  # the key_kind of a key UTF-8 cannot encode: renamed, see Redactor._changes
+_RENAMES = object()  # the entry of a _changes result listing (old key, new key) pairs
 _CARD_MIN = 2 * 10**12  # the smallest 13-digit number with a card issuer prefix
 _SMALL_INT = 65536  # non-negative ints below this are remembered clean (no int that small is a secret)
 _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "phone"})
@@ -272,6 +353,26 @@ def _digit_count(text: str) -> int:
     return len(text.encode("utf-8", "ignore").translate(None, _NON_DIGITS))
 
 
+def _fields_of(value: Any) -> dict[str, Any] | None:
+    """The fields of a namedtuple, dataclass, attrs class or pydantic model instance, by name; None for anything else."""
+    cls = type(value)
+    if isinstance(value, tuple):
+        names = getattr(cls, "_fields", None)
+        return dict(zip(names, value)) if isinstance(names, tuple) else None
+    if isinstance(value, (str, bytes, bytearray, int, float, Mapping, list)) or isinstance(value, type):
+        return None
+    if dataclasses.is_dataclass(cls):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(cls)}
+    attributes = getattr(cls, "__attrs_attrs__", None)
+    if attributes is not None:
+        return {a.name: getattr(value, a.name, None) for a in attributes}
+    if hasattr(cls, "__pydantic_fields__") and callable(getattr(value, "model_dump", None)):
+        return value.model_dump()
+    if hasattr(cls, "__fields__") and callable(getattr(value, "dict", None)):  # pydantic 1
+        return value.dict()
+    return None
+
+
 class _Counter:
     """Redactions made in one record; starts at the class's 0 (no ``__init__``: one per span, on the hot path)."""
 
@@ -378,6 +479,8 @@ class Redactor:
         return kind
 
     def _decide_key(self, key: str) -> str | None:
+        if not is_encodable(key):
+            return _BAD_KEY
         norm = normalize_key(key)
         if is_sensitive_key(key):
             return next((word for word in _SHARED_WORDS if word in norm), "secret")
@@ -410,7 +513,7 @@ class Redactor:
         if changes is None:
             return attributes, counter.n
         cleaned = dict(attributes)
-        cleaned.update(changes)
+        _apply(cleaned, changes)
         return cleaned, counter.n
 
     def structlog_processor(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -418,7 +521,7 @@ class Redactor:
         counter = _Counter()
         changes = self._changes(event_dict, counter, _ALWAYS_SAFE_LOG_KEYS)
         if changes is not None:
-            event_dict.update(changes)
+            _apply(event_dict, changes)
         if counter.n:
             event_dict[REDACTION_COUNT] = counter.n
         return event_dict
@@ -506,6 +609,14 @@ class Redactor:
                     new = self._field(key, value, counter)
             elif key in skip:
                 continue
+            elif type(key) is str and self.key_kind(key) is _BAD_KEY:
+                # A key UTF-8 cannot encode (a lone surrogate): the value moves to the key made encodable.
+                if changes is None:
+                    changes = {}
+                renamed = encodable(key)
+                changes.setdefault(_RENAMES, []).append((key, renamed))  # type: ignore[union-attr]
+                changes[key] = self._field(renamed, value, counter)
+                continue
             else:
                 new = self._field(key, value, counter)
             if new is not value:
@@ -517,15 +628,20 @@ class Redactor:
     def _field(self, key: Any, value: Any, counter: _Counter) -> Any:
         try:
             kind = self.key_kind(key) if isinstance(key, str) else None
-            if kind is not None:
-                if value is None or value == "" or (isinstance(value, str) and value.startswith("[REDACTED:")):
-                    return value
-                counter.n += 1
-                return f"[REDACTED:{kind}]"
+            if kind is not None and kind is not _BAD_KEY:
+                return self._replaced(kind, value, counter)
             return self._any(value, counter)
         except Exception:  # noqa: BLE001 - a redaction bug must cost the value, not the record
             counter.n += 1
             return _ERROR
+
+    @staticmethod
+    def _replaced(kind: str, value: Any, counter: _Counter) -> Any:
+        """The value of a sensitive key: ``[REDACTED:kind]`` unless empty or redacted already."""
+        if value is None or value == "" or (isinstance(value, str) and value.startswith("[REDACTED:")):
+            return value
+        counter.n += 1
+        return f"[REDACTED:{kind}]"
 
     def _any(self, value: Any, counter: _Counter) -> Any:
         if isinstance(value, str):
@@ -542,21 +658,50 @@ class Redactor:
             changed = False
             for k, v in value.items():
                 new = self._field(k, v, counter)
+                if type(k) is str and not is_encodable(k):
+                    k = encodable(k)
+                    changed = True
                 changed = changed or new is not v
                 out[k] = new
             return out if changed else value
+        fields = _fields_of(value)
+        if fields is not None:
+            # Dataclasses, attrs classes, pydantic models and namedtuples: orjson renders some of them
+            # natively (every field, whatever the repr shows), so they are cleaned field by field; when
+            # a field changes the object becomes the mapping of its cleaned fields.
+            cleaned = self._any(fields, counter)
+            return value if cleaned is fields else cleaned
         if isinstance(value, (list, tuple)):
+            if len(value) == 2 and (kind := self._pair_kind(value[0])) is not None:
+                # ("password", "hunter2x"), a header tuple (b"authorization", b"Bearer x"): a key and its value.
+                second = self._replaced(kind, value[1], counter)
+                if second is value[1]:
+                    return value
+                return (value[0], second) if isinstance(value, tuple) else [value[0], second]
             items = [self._any(v, counter) for v in value]
             if all(a is b for a, b in zip(items, value)):
                 return value
-            return type(value)(items) if isinstance(value, tuple) else items
+            return tuple(items) if isinstance(value, tuple) else items
         if isinstance(value, (bytes, bytearray)):
             text = bytes(value).decode("utf-8", "replace")
             return value if self._text(text, counter) is text else "[REDACTED:bytes]"
-        # Anything else is rendered with str() by loggers and exporters: scan that.
-        text = str(value)
+        # Anything else is rendered with str() by exporters and with repr() by the JSON and console
+        # renderers: both are scanned, and the cleaned repr replaces the object when either held a secret.
+        text, shown = str(value), repr(value)
         cleaned = self._text(text, counter)
-        return value if cleaned is text else cleaned
+        if shown == text:
+            return value if cleaned is text else cleaned
+        cleaned_shown = self._text(shown, counter)
+        return value if cleaned is text and cleaned_shown is shown else cleaned_shown
+
+    def _pair_kind(self, first: Any) -> str | None:
+        """The kind of a ``(key, value)`` pair's value when ``first`` names a secret, else None."""
+        if isinstance(first, (bytes, bytearray)):
+            first = bytes(first).decode("latin-1")
+        if type(first) is not str or not _PAIR_KEY.fullmatch(first):
+            return None
+        kind = self.key_kind(first)
+        return None if kind == "not_allowed" or kind is _BAD_KEY else kind
 
     def _remember(self, text: str | int) -> None:
         if type(text) is str and len(text) > _CACHE_MAX_LEN:
@@ -571,6 +716,8 @@ class Redactor:
         if self._quiet is not None and self._quiet(text):
             return text
         try:
+            if not text.isascii():
+                text = encodable(text)  # lone surrogates: no sink can encode them
             out = self._scrub(text, counter) if len(text) >= 5 or self._maximum else text
             if self._custom:
                 out = self._custom_patterns(out, counter)
@@ -597,8 +744,12 @@ class Redactor:
         out = text
         # Cheap gates (substring tests run at C speed; a regex alternation is
         # several times slower): each stage runs only when its trigger is present.
-        if "=" in out or ":" in out and (": " in out or ":\t" in out or '":' in out or "':" in out):
-            out = _KV.sub(lambda m: self._kv(m, counter), out)
+        if (
+            "=" in out
+            or (":" in out and (": " in out or ":\t" in out or '":' in out or "':" in out))
+            or ("," in out and ("'," in out or '",' in out))
+        ):
+            out = self._pairs(out, counter)
         if (
             "@" in out
             or "eyJ" in out
@@ -614,7 +765,36 @@ class Redactor:
             digits = _digit_count(out)
             if digits >= (7 if self._network else 9) or (self._network and digits and ("." in out or ":" in out)):
                 out = self._stage(1, out, counter)
+        if self._network and len(out) >= 20 and not out.islower():  # keyless secrets hold upper case
+            out = self._keyless(out, counter)
         return out
+
+    def _keyless(self, text: str, counter: _Counter) -> str:
+        """``text`` without base64 DER keys and certificates and random tokens (see :func:`_looks_random`)."""
+
+        def der(m: re.Match[str]) -> str:
+            kind = _der_kind(m.group(0))
+            if kind is None:
+                return m.group(0)
+            counter.n += 1
+            return f"[REDACTED:{kind}]"
+
+        def token(m: re.Match[str]) -> str:
+            found = m.group(0)
+            if _looks_random(found):
+                counter.n += 1
+                return "[REDACTED:random_token]"
+            if "/" not in found:
+                return found
+            # A path holding a token ("/reset/<token>"): its segments one by one.
+            segments = found.split("/")
+            kept = [s if not _looks_random(s) else "[REDACTED:random_token]" for s in segments]
+            counter.n += sum(a is not b for a, b in zip(kept, segments))
+            return "/".join(kept)
+
+        if "M" in text:
+            text = _DER_BASE64.sub(der, text)
+        return _TOKEN_RUN.sub(token, text)
 
     def _stage(self, index: int, text: str, counter: _Counter) -> str:
         kinds, pattern = self._stages[index]
@@ -622,21 +802,56 @@ class Redactor:
             return text
         return pattern.sub(lambda m: self._value(kinds, m, counter), text)
 
-    def _kv(self, m: re.Match[str], counter: _Counter) -> str:
+    def _pairs(self, text: str, counter: _Counter) -> str:
+        """``text`` with the value of every sensitive ``key=value`` (and the other forms of :data:`_KV`) replaced whole.
+
+        After a key that is not sensitive the search goes on from the start of
+        its value, so a pair inside a value (``note=password=x``,
+        ``data='token=x'``) is found too.
+        """
+        parts: list[str] = []
+        done = position = 0
+        search = _KV.search
+        while (m := search(text, position)) is not None:
+            replaced = self._kv(m, text, counter)
+            if replaced is None:
+                position = m.start("v")
+                continue
+            replacement, position = replaced
+            parts += (text[done : m.start()], replacement)
+            done = position
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
+
+    def _kv(self, m: re.Match[str], text: str, counter: _Counter) -> tuple[str, int] | None:
+        """``(replacement of the match, where the replaced value ends)``, or None when the pair stays."""
         key, value = m.group("k"), m.group("v")
-        kind = self.key_kind(key)
+        # Only keys naming a secret count in text (maximum's allow list is for fields and attributes: a
+        # query string or "charset=utf-8" stays); "PaymentSessionError: …" is an exception, not a key.
+        kind = None if key.endswith(_NOT_KEYS) else self._pair_kind(key)
         if kind is None:
             if "%" in value:
                 decoded = urllib.parse.unquote(value)
                 before = counter.n
                 self._stage(1, self._stage(0, decoded, counter), counter)
                 if counter.n != before:
-                    return f"{key}{m.group('s')}[REDACTED:encoded]"
-            return m.group(0)
-        if value.startswith("[REDACTED:"):
-            return m.group(0)
+                    return f"{key}{m.group('s')}[REDACTED:encoded]", m.end()
+            return None
+        end = m.end()
+        prefix = "b" if value[:2] in ("b'", 'b"') else ""
+        value = value[len(prefix) :]
+        quote = value[0] if value[0] in "'\"" and len(value) > 1 and value[-1] == value[0] else ""
+        if quote:
+            value = value[1:-1]
+        elif m.group("s")[0] == ":":  # a header line: the whole rest of the line is the value
+            line_end = text.find("\n", end)
+            end = len(text) if line_end < 0 else line_end - (text[line_end - 1 : line_end] == "\r")
+        if value.startswith("[REDACTED:") and end == m.end():
+            return None
         counter.n += 1
-        return f"{key}{m.group('s')}[REDACTED:{kind}]"
+        return f"{key}{m.group('s')}{prefix}{quote}[REDACTED:{kind}]{quote}", end
 
     def _value(self, kinds: list[str], m: re.Match[str], counter: _Counter) -> str:
         kind = kinds[m.lastindex - 1]  # type: ignore[operator]
@@ -786,7 +1001,7 @@ def _rebuilt_if_redacted(redactor: Redactor, span: ReadableSpan, parts: SpanPart
     events, links = (_redacted_events(redactor, span, counter), _redacted_links(redactor, span, counter)) if has_events else (None, None)
     new_description = redactor.redact_counted(description, counter) if description else description
     changes = None if quiet else redactor.changes(attributes or {}, counter)
-    if not counter.n:
+    if not (counter.n or changes or new_name is not name or events is not None or links is not None or new_description is not description):
         return span
     status = span.status
     return _rebuilt_span(
@@ -847,7 +1062,7 @@ def _redacted_events(redactor: Redactor, span: ReadableSpan, counter: _Counter) 
     for event in span.events:
         attrs, n = redactor.redact_mapping(event.attributes) if event.attributes else (event.attributes, 0)
         event_name = redactor.redact_counted(event.name, counter)
-        if n or event_name is not event.name:
+        if attrs is not event.attributes or event_name is not event.name:
             counter.n += n
             changed = True
             event = Event(event_name, _bounded(event.attributes, attrs), event.timestamp)
@@ -861,7 +1076,7 @@ def _redacted_links(redactor: Redactor, span: ReadableSpan, counter: _Counter) -
     for link in span.links:
         if link.attributes:
             attrs, n = redactor.redact_mapping(link.attributes)
-            if n:
+            if attrs is not link.attributes:
                 counter.n += n
                 changed = True
                 link = trace.Link(link.context, _bounded(link.attributes, attrs))
@@ -869,12 +1084,21 @@ def _redacted_links(redactor: Redactor, span: ReadableSpan, counter: _Counter) -
     return new_links if changed else None
 
 
+def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
+    """Write ``changes`` (from :meth:`Redactor._changes`) into ``target``, renaming the keys listed under ``_RENAMES``."""
+    renames = changes.pop(_RENAMES, None)
+    target.update(changes)
+    for old, new in renames or ():
+        target[new] = target.pop(old)
+
+
 def _with_count(dropped: int, attributes: Any, changes: Mapping[str, Any] | None, count: int) -> BoundedAttributes:
-    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added, ``dropped`` kept."""
+    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added (when any), ``dropped`` kept."""
     cleaned = dict(attributes or {})
     if changes:
-        cleaned.update(changes)
-    cleaned[REDACTION_COUNT] = count
+        _apply(cleaned, changes)  # type: ignore[arg-type]
+    if count:
+        cleaned[REDACTION_COUNT] = count
     bounded = BoundedAttributes(None, cleaned, immutable=True)
     bounded.dropped = dropped
     return bounded
@@ -887,16 +1111,27 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
         if getattr(record, "_amas_redacted", False):  # cleaned by the structlog pipeline
             return True
         counter = _Counter()
-        body = record.body
-        new_body = redactor.redact_counted(body, counter) if body is not None else body
-        attributes = record.attributes
-        changes = None if attributes is None or redactor.is_quiet(attributes) else redactor.changes(attributes, counter)
-        if counter.n:
-            record.body = new_body
-            record.attributes = _bounded(attributes, {**(attributes or {}), **(changes or {}), REDACTION_COUNT: counter.n})
-            # What the exporters will read, read back the way they read it.
-            if log_data.log_record.body is not new_body or log_data.log_record.attributes.get(REDACTION_COUNT) != counter.n:
-                raise RuntimeError("the record did not take the redacted values")
+        try:
+            body = record.body
+            new_body = redactor.redact_counted(body, counter) if body is not None else body
+            attributes = record.attributes
+            changes = None if attributes is None or redactor.is_quiet(attributes) else redactor.changes(attributes, counter)
+            if not (counter.n or changes or new_body is not body):
+                return True
+            cleaned = dict(attributes or {})
+            if changes:
+                _apply(cleaned, changes)
+            if counter.n:
+                cleaned[REDACTION_COUNT] = counter.n
+            new_attributes = _bounded(attributes, cleaned)
+        except Exception:  # noqa: BLE001 - the engine failed on a value: mask the record, keep it
+            _log.warning("amas_otel: cannot redact a log record; its body and attributes are masked", exc_info=True)
+            new_body, new_attributes = _ERROR, {REDACTION_COUNT: 1}
+        record.body = new_body
+        record.attributes = new_attributes
+        # What the exporters will read, read back the way they read it.
+        if log_data.log_record.body is not new_body or log_data.log_record.attributes is not new_attributes:
+            raise RuntimeError("the record did not take the redacted values")
         return True
     except Exception:  # noqa: BLE001 - fail closed: the record is not sent
         _log.warning("amas_otel: cannot redact a log record; it is dropped", exc_info=True)

@@ -33,6 +33,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+from amas_otel._sanitize import RecordIsolatingLogExporter
+from amas_otel._sanitize import register as register_sanitize_counts
 from amas_otel.config import ConfigError, OtelSettings, Settings, _set_active, load_settings
 from amas_otel.resource import build_resource
 
@@ -269,7 +271,11 @@ def _attach_exporters(state: _State) -> None:
             state.tracer_provider.add_span_processor(_span_processor(name, otel))
     if state.logger_provider is not None:
         for name in otel.exporters("logs"):
-            state.logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(name, otel)))
+            # A record the exporter cannot encode costs that record, not the batch (see _sanitize).
+            exporter = RecordIsolatingLogExporter(_log_exporter(name, otel))
+            state.logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    if state.meter_provider is not None:
+        register_sanitize_counts(state.meter_provider)
 
 
 def _publish(state: _State) -> None:

@@ -39,6 +39,9 @@ COMPONENT = "amas.component"
 ERROR_TYPE = "error.type"
 #: OTel semantic convention attribute for a rendered traceback (log records of ``logger.exception``).
 EXCEPTION_STACKTRACE = "exception.stacktrace"
+#: OTel semantic convention attributes for an exception's class (module-qualified) and message.
+EXCEPTION_TYPE = "exception.type"
+EXCEPTION_MESSAGE = "exception.message"
 
 # --- logging / correlation (issue: logging) -------------------------------
 # Agreed: counter "amas.log.records" (attrs amas.log.level, amas.component);
@@ -85,6 +88,13 @@ REDACTION_SIGNAL = "amas.redaction.signal"
 FASTPATH_FAILURES = "amas.fastpath.failures"
 #: Attribute of FASTPATH_FAILURES: the fast path's name (``span_export``, ``span_fields``, ``log_export``, ``histogram``).
 FASTPATH_NAME = "amas.fastpath.name"
+
+# --- encodable telemetry (amas_otel._sanitize) -------------------------------
+#: Observable counter, unit "{value}": telemetry values UTF-8 cannot encode (lone surrogates) or the
+#: OTLP encoder refuses, replaced (U+FFFD, or their text) instead of failing the line or the batch.
+SANITIZED_VALUES = "amas.telemetry.values.sanitized"
+#: Observable counter, unit "{record}": log records dropped because they could not be encoded even sanitised.
+DROPPED_RECORDS = "amas.telemetry.log_records.dropped"
 
 # --- circuit breaker -------------------------------------------------------
 # Agreed: observable gauge "amas.breaker.state" unit "{state}" (attrs amas.breaker.name,

@@ -63,7 +63,13 @@ def _token(kind: str, prefix: str, alphabet: str, size: int, needle_from_prefix:
 
 @st.composite
 def bearers(draw: st.DrawFn) -> Secret:
-    token = draw(st.text(ALNUM + "._-", min_size=20, max_size=40).filter(lambda t: t[0].isalnum()))
+    # Random-looking, as real tokens are: not a name such as "exception.stacktrace" (Hypothesis also
+    # draws string constants from the code under test, and such a name is in every export legitimately).
+    token = draw(
+        st.text(ALNUM + "._-", min_size=20, max_size=40).filter(
+            lambda t: t[0].isalnum() and sum(c.isdigit() for c in t) >= 2 and any(c.isupper() for c in t)
+        )
+    )
     scheme = draw(st.sampled_from(["Bearer", "bearer", "BEARER"]))
     return Secret("bearer", f"{scheme} {token}", (token,))
 
@@ -111,6 +117,15 @@ def pems(draw: st.DrawFn) -> Secret:
     return Secret("private_key", text, (body[:32], body[32:]))
 
 
+@st.composite
+def url_passwords(draw: st.DrawFn) -> Secret:
+    scheme = draw(st.sampled_from(["redis", "postgres", "amqp", "https", "mongodb+srv"]))
+    user = draw(st.sampled_from(["", "app", "default", "svc-user"]))
+    password = draw(st.text(ALNUM + "!$*-_.~@", min_size=8, max_size=24).filter(lambda p: p[0] != "@" and sum(c.isalnum() for c in p) >= 6))
+    host = draw(st.sampled_from(["127.0.0.1:6379/0", "db.internal:5432/app", "cache"]))
+    return Secret("url_password", f"{scheme}://{user}:{password}@{host}", (password,))
+
+
 #: A strategy per secret kind found at levels low and medium.
 SECRET_KINDS: dict[str, st.SearchStrategy[Secret]] = {
     "card": cards(),
@@ -121,6 +136,7 @@ SECRET_KINDS: dict[str, st.SearchStrategy[Secret]] = {
     "ssn": ssns(),
     "iban": ibans(),
     "private_key": pems(),
+    "url_password": url_passwords(),
     "aws_key": _token("aws_key", "AKIA", string.ascii_uppercase + string.digits, 16),
     "github_token": _token("github_token", "ghp_", ALNUM, 36),
     "slack_token": _token("slack_token", "xoxb-", string.digits + "-" + ALNUM, 24),

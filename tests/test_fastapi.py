@@ -318,7 +318,9 @@ def test_error_mapping(telemetry: _Telemetry, path: str, status: int, error: str
 
 
 def test_request_validation_is_400_without_echoing_input(telemetry: _Telemetry) -> None:
-    app = instrument_app(_build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    app = instrument_app(
+        _build_app(), metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider, validation_errors="400"
+    )
     with serve(app) as url, httpx.Client(base_url=url) as client:
         wrong_type = client.post("/signup", json={"email": "a@b.io", "password": SECRET, "age": "old"})
         weak = client.post("/signup", json={"email": "a@b.io", "password": "weak", "age": 3})

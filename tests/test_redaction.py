@@ -429,3 +429,105 @@ def test_redacting_span_processor_added_as_one_processor_among_others_says_how_t
         provider.get_tracer("t").start_span("b").end()
     warnings = [r.getMessage() for r in caplog.records if r.name == "amas_otel.redaction"]
     assert len(warnings) == 1 and "TracerProvider(active_span_processor=RedactingSpanProcessor())" in warnings[0]
+
+
+# --- issue 16: reprs, pairs, whole values, keyless secrets ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("User(name='bob', password='hunter 2x')", "User(name='bob', password='[REDACTED:password]')"),
+        ('User(name="bob", password="hunter2x")', 'User(name="bob", password="[REDACTED:password]")'),
+        ("email='[REDACTED:email]' password='hunter2x'", "email='[REDACTED:email]' password='[REDACTED:password]'"),
+        ("{'password': 'hunter 2x'}", "{'password': '[REDACTED:password]'}"),
+        ("Cookie: sid=X; theme=dark", "Cookie: [REDACTED:cookie]"),
+        ("Authorization: Token abc123\nnext line", "Authorization: [REDACTED:authorization]\nnext line"),
+        ("[['password','hunter2x']]", "[['password','[REDACTED:password]']]"),
+        ("[(b'authorization', b'Token X')]", "[(b'authorization', b'[REDACTED:authorization]')]"),
+        ("note=password=x", "note=password=[REDACTED:password]"),
+        ("PaymentSessionError: order 12 not found", "PaymentSessionError: order 12 not found"),
+    ],
+)
+def test_whole_values_in_text_are_redacted(text: str, expected: str) -> None:
+    assert MEDIUM.redact_text(text) == expected
+
+
+def test_structured_objects_and_pairs_are_redacted_field_by_field() -> None:
+    import collections
+    import dataclasses
+
+    import attrs
+    import pydantic
+
+    @dataclasses.dataclass
+    class Hidden:
+        user: str
+        password: str = dataclasses.field(repr=False)
+
+    @attrs.define
+    class Keyed:
+        user: str
+        api_key: str
+
+    class Model(pydantic.BaseModel):
+        email: str
+        password: str
+
+    pair = collections.namedtuple("pair", "user secret")
+    cleaned = MEDIUM.redact(
+        {
+            "a": Hidden("bob", "hunter2x"),
+            "b": Keyed("bob", "k1"),
+            "c": Model(email="bob@example.com", password="pw"),
+            "d": pair("bob", "s"),
+            "e": [["password", "hunter2x"], ("user", "bob")],
+            "f": [(b"authorization", b"Bearer x"), (b"accept", b"*/*")],
+            "g": ["GET", "/x"],
+        }
+    )
+    assert cleaned["a"] == {"user": "bob", "password": "[REDACTED:password]"}
+    assert cleaned["b"] == {"user": "bob", "api_key": "[REDACTED:apikey]"}
+    assert cleaned["c"] == {"email": "[REDACTED:email]", "password": "[REDACTED:password]"}
+    assert cleaned["d"] == {"user": "bob", "secret": "[REDACTED:secret]"}
+    assert cleaned["e"] == [["password", "[REDACTED:password]"], ("user", "bob")]
+    assert cleaned["f"] == [(b"authorization", "[REDACTED:authorization]"), (b"accept", b"*/*")]
+    assert cleaned["g"] == ["GET", "/x"]
+    clean = Hidden("bob", "")
+    assert MEDIUM.redact({"a": clean})["a"] is clean  # nothing found: the object itself, rendered natively
+
+
+def test_an_object_whose_repr_differs_from_its_str_is_scanned_in_both() -> None:
+    class Shown:
+        def __str__(self) -> str:
+            return "a login"
+
+        def __repr__(self) -> str:
+            return "Login(password='hunter2x')"
+
+    assert MEDIUM.redact({"x": Shown()}) == {"x": "Login(password='[REDACTED:password]')"}
+
+
+def test_keyless_secrets_at_high_and_maximum_only() -> None:
+    from tests.redaction_corpus import keyless_secrets
+
+    for kind, secret in keyless_secrets(per_kind=5):
+        text = f"material {secret} end"
+        assert MEDIUM.redact_text(text) == text, kind
+        out = HIGH.redact_text(text)
+        assert out.startswith("material [REDACTED:") and out.endswith(" end"), (kind, out)
+    assert HIGH.redact_text("x " + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + " y") == "x [REDACTED:private_key] y"
+
+
+def test_the_corpus_of_ordinary_values_survives_every_level_and_no_generated_secret_leaks() -> None:
+    from tests.redaction_corpus import ordinary_corpus, rates
+
+    assert len(ordinary_corpus()) >= 1000
+    for level in LEVELS:
+        false_positives, leaks = rates(level)
+        assert {k: v for k, v in false_positives.items() if v[0]} == {}, level
+        leaked = {k: v for k, v in leaks.items() if v[0]}
+        if level in ("high", "maximum"):
+            assert leaked == {}, level
+        elif level == "medium":
+            assert set(leaked) == {k for k in leaks if k.startswith(("DER", "random token"))}, level

@@ -33,7 +33,8 @@ def receiver() -> Iterator[OtlpReceiver]:
         yield rx
 
 
-def _otlp_pipeline(receiver: OtlpReceiver) -> tuple[TracerProvider, Any]:
+def _otlp_pipeline(receiver: OtlpReceiver, fmt: str = "json", level: str = "medium") -> tuple[TracerProvider, Any]:
+    """Spans and log records redacted and sent to ``receiver`` one by one; log lines (``fmt``) in the returned stream."""
     import io
 
     tracer_provider = TracerProvider(active_span_processor=RedactingSpanProcessor())
@@ -42,7 +43,9 @@ def _otlp_pipeline(receiver: OtlpReceiver) -> tuple[TracerProvider, Any]:
     logger_provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", timeout=5)))
     stream = io.StringIO()
-    configure_logging(LoggingConfig(stream=stream, enable_metrics=False), logger_provider=logger_provider)
+    configure_logging(
+        LoggingConfig(stream=stream, format=fmt, security_level=level, enable_metrics=False), logger_provider=logger_provider
+    )
     return tracer_provider, stream
 
 
