@@ -531,3 +531,23 @@ def test_the_corpus_of_ordinary_values_survives_every_level_and_no_generated_sec
             assert leaked == {}, level
         elif level == "medium":
             assert set(leaked) == {k for k in leaks if k.startswith(("DER", "random token"))}, level
+
+
+def test_a_record_the_engine_fails_on_is_masked_and_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from amas_otel.redaction import RedactingLogRecordProcessor
+
+    def broken(self: Any, value: Any, counter: Any) -> Any:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(Redactor, "redact_counted", broken)
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor(MEDIUM))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    provider.get_logger("lib").emit(LogRecord(body="password=hunter2", attributes={"token": "abc"}))
+    (exported,) = memory.get_finished_logs()
+    assert exported.log_record.body == "[REDACTED:error]"
+    assert dict(exported.log_record.attributes) == {REDACTION_COUNT: 1}
