@@ -54,6 +54,9 @@ from amas_otel.logging import (
     _header_name,
     _request_correlation_id,
     _with_headers,
+    exception_type_name,
+    mark_logged,
+    route_server_loggers,
 )
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.sdk import configure_on_first_use
@@ -179,6 +182,9 @@ class RequestTelemetryMiddleware:
         self._rate_limit = (
             _RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
         )
+        # Built with the application's middleware stack, on its first call: by then the server
+        # has set up its logging, after amas-otel's when the launcher configured it first.
+        route_server_loggers()
 
     def _get_logger(self) -> Any:
         if self._logger is None:
@@ -250,6 +256,11 @@ class RequestTelemetryMiddleware:
             if started or _answers_server_errors(scope.get("app")):
                 raise  # the application's own Exception / 500 handler answers (in ServerErrorMiddleware)
             await self._answer_unexpected(scope, send_wrapper, exc)
+            # Then raised on, as Starlette's ServerErrorMiddleware does after its own 500: the server
+            # reports it (uvicorn logs it, then closes the connection) and TestClient raises it, as
+            # without amas-otel.  The `request failed` record (logged below, before it propagates)
+            # is its one report in amas-otel's log: the server's repeats only the line.
+            raise
         finally:
             duration = time.perf_counter() - start
             route = scope.get("route")
@@ -348,9 +359,7 @@ class RequestTelemetryMiddleware:
         span.end()
 
     async def _answer_unexpected(self, scope: Any, send: Any, exc: Exception) -> None:
-        # Answer 500 here rather than letting the exception reach Starlette's
-        # ServerErrorMiddleware: that one re-raises after answering, and the
-        # server then drops the keep-alive connection under the client.
+        # The JSON 500 is sent here, inside the application, so it carries the correlation id.
         if self._service is not None:
             try:
                 self._service.record_error(type(exc).__qualname__, "http")
@@ -373,11 +382,12 @@ class RequestTelemetryMiddleware:
                 fields["correlation_id"] = correlation_id
             logger = self._get_logger()
             if failure is not None:
-                # The exception itself, through the redactor: when this layer answers the 500
-                # the server never sees it, so this record is the only trace of it.
-                fields[EXCEPTION_TYPE] = _qualified_name(type(failure))
+                # The exception itself, through the redactor, with the request's trace and
+                # correlation ids: the server's own report of it comes later, outside them.
+                fields[EXCEPTION_TYPE] = exception_type_name(type(failure))
                 fields[EXCEPTION_MESSAGE] = str(failure)
                 logger.error("request failed", error_type=type(failure).__qualname__, exc_info=failure, **fields)
+                mark_logged(failure)
             elif status >= 500:
                 logger.warning("request", **fields)
             else:
@@ -441,10 +451,6 @@ def _ignores_attributes(sampler: Any) -> bool:
     if method is sampling.ParentBased.should_sample:
         return all(_ignores_attributes(getattr(sampler, name, None)) for name in _PARENT_BASED_DELEGATES)
     return False
-
-
-def _qualified_name(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _content_length(scope: Any) -> int | None:
