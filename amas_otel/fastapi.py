@@ -150,7 +150,9 @@ class RequestTelemetryMiddleware:
       a 429 carries ``X-Correlation-ID`` and is recorded on the span, in the
       duration histogram and in the logs like any response.
     * An unexpected exception is recorded on the span, counted in
-      ``amas.errors`` and answered with a JSON 500 carrying only the correlation id.
+      ``amas.errors``, logged (``request failed``, redacted), answered with a
+      JSON 500 carrying only the correlation id, and then raised on to the
+      server, as Starlette's ``ServerErrorMiddleware`` does.
     """
 
     def __init__(
