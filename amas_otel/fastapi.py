@@ -54,6 +54,9 @@ from amas_otel.logging import (
     _header_name,
     _request_correlation_id,
     _with_headers,
+    exception_type_name,
+    mark_logged,
+    route_server_loggers,
 )
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.sdk import configure_on_first_use
@@ -147,7 +150,9 @@ class RequestTelemetryMiddleware:
       a 429 carries ``X-Correlation-ID`` and is recorded on the span, in the
       duration histogram and in the logs like any response.
     * An unexpected exception is recorded on the span, counted in
-      ``amas.errors`` and answered with a JSON 500 carrying only the correlation id.
+      ``amas.errors``, logged (``request failed``, redacted), answered with a
+      JSON 500 carrying only the correlation id, and then raised on to the
+      server, as Starlette's ``ServerErrorMiddleware`` does.
     """
 
     def __init__(
@@ -179,6 +184,9 @@ class RequestTelemetryMiddleware:
         self._rate_limit = (
             _RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
         )
+        # Built with the application's middleware stack, on its first call: by then the server
+        # has set up its logging, after amas-otel's when the launcher configured it first.
+        route_server_loggers()
 
     def _get_logger(self) -> Any:
         if self._logger is None:
@@ -250,6 +258,11 @@ class RequestTelemetryMiddleware:
             if started or _answers_server_errors(scope.get("app")):
                 raise  # the application's own Exception / 500 handler answers (in ServerErrorMiddleware)
             await self._answer_unexpected(scope, send_wrapper, exc)
+            # Then raised on, as Starlette's ServerErrorMiddleware does after its own 500: the server
+            # reports it (uvicorn logs it, then closes the connection) and TestClient raises it, as
+            # without amas-otel.  The `request failed` record (logged below, before it propagates)
+            # is its one report in amas-otel's log: the server's repeats only the line.
+            raise
         finally:
             duration = time.perf_counter() - start
             route = scope.get("route")
@@ -348,9 +361,7 @@ class RequestTelemetryMiddleware:
         span.end()
 
     async def _answer_unexpected(self, scope: Any, send: Any, exc: Exception) -> None:
-        # Answer 500 here rather than letting the exception reach Starlette's
-        # ServerErrorMiddleware: that one re-raises after answering, and the
-        # server then drops the keep-alive connection under the client.
+        # The JSON 500 is sent here, inside the application, so it carries the correlation id.
         if self._service is not None:
             try:
                 self._service.record_error(type(exc).__qualname__, "http")
@@ -373,11 +384,12 @@ class RequestTelemetryMiddleware:
                 fields["correlation_id"] = correlation_id
             logger = self._get_logger()
             if failure is not None:
-                # The exception itself, through the redactor: when this layer answers the 500
-                # the server never sees it, so this record is the only trace of it.
-                fields[EXCEPTION_TYPE] = _qualified_name(type(failure))
+                # The exception itself, through the redactor, with the request's trace and
+                # correlation ids: the server's own report of it comes later, outside them.
+                fields[EXCEPTION_TYPE] = exception_type_name(type(failure))
                 fields[EXCEPTION_MESSAGE] = str(failure)
                 logger.error("request failed", error_type=type(failure).__qualname__, exc_info=failure, **fields)
+                mark_logged(failure)
             elif status >= 500:
                 logger.warning("request", **fields)
             else:
@@ -441,10 +453,6 @@ def _ignores_attributes(sampler: Any) -> bool:
     if method is sampling.ParentBased.should_sample:
         return all(_ignores_attributes(getattr(sampler, name, None)) for name in _PARENT_BASED_DELEGATES)
     return False
-
-
-def _qualified_name(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _content_length(scope: Any) -> int | None:

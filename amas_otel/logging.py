@@ -69,6 +69,9 @@ __all__ = [
     "CORRELATION_HEADER",
     "SecurityLogger",
     "security_logger",
+    "mark_logged",
+    "exception_type_name",
+    "route_server_loggers",
 ]
 
 #: HTTP header carrying the correlation id in and out.
@@ -679,7 +682,13 @@ class _RecordProcessor:
         if "stack_info" in event_dict:
             event_dict = _STACK_INFO(logger, method_name, event_dict)
         if "exc_info" in event_dict:
-            event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+            if record is not None and _logged_before(event_dict["exc_info"]):
+                # A server's report (uvicorn's "Exception in ASGI application") of an exception
+                # the request layer logged already, with the request's ids: the line, not the
+                # traceback again.
+                event_dict[semconv.EXCEPTION_TYPE] = exception_type_name(type(event_dict.pop("exc_info")[1]))
+            else:
+                event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
         event_dict = self._redact(logger, method_name, event_dict)
         if self._counter is not None:
             self._counter.add(level, event_dict.get("component"))
@@ -786,6 +795,31 @@ _STACK_INFO = structlog.processors.StackInfoRenderer()
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}
 
 
+_LOGGED_MARK = "__amas_otel_logged__"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc`` was logged with its traceback, so a later standard-library record of it shows only its line.
+
+    For an exception that is answered, logged and then raised on to the
+    server (as Starlette does): the server's own report of it, routed through
+    this pipeline, would print the same traceback a second time.
+    """
+    try:
+        setattr(exc, _LOGGED_MARK, True)
+    except Exception:  # noqa: BLE001 - an exception class that refuses attributes is simply reported twice
+        pass
+
+
+def _logged_before(exc_info: Any) -> bool:
+    return type(exc_info) is tuple and len(exc_info) == 3 and getattr(exc_info[1], _LOGGED_MARK, False) is True
+
+
+def exception_type_name(cls: type) -> str:
+    """``exception.type`` as OpenTelemetry's semantic conventions spell it: module-qualified, builtins bare."""
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 # --- configuration ---------------------------------------------------------------
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
@@ -797,6 +831,7 @@ class _Pipeline:
     processors: list[Any] = []
     handler: _stdlib_logging.Handler | None = None
     stream: IO[str] | None = None
+    root_level: int | None = None  # the root logger's level as amas-otel last set it
 
 
 _pipeline = _Pipeline()
@@ -848,9 +883,35 @@ def configure_logging(
     if _pipeline.handler is not None:
         root.removeHandler(_pipeline.handler)
     root.addHandler(handler)
-    root.setLevel(level)
+    if root.level in (_stdlib_logging.WARNING, _pipeline.root_level):  # Python's default, or amas-otel's own
+        root.setLevel(level)
+        _pipeline.root_level = level
+    elif root.level != level:
+        # The application set the root logger's level itself before: its choice stays, said once.
+        _internal.info(
+            "amas_otel: the root logger's level %s, set by the application, is kept; LOG_LEVEL=%s applies to structlog loggers",
+            _stdlib_logging.getLevelName(root.level),
+            config.level.value,
+        )
+    _pipeline.handler = handler
+    route_server_loggers()
+
+    _pipeline.config, _pipeline.processors, _pipeline.stream = config, [*processors, renderer], stream
+    _pipeline.redactor = redactor
+    return config
+
+
+def route_server_loggers() -> None:
+    """Route the servers' loggers (uvicorn, gunicorn) through amas-otel's pipeline, when it owns the root logger.
+
+    :func:`configure_logging` does it; call again once the server has set its
+    own handlers afterwards — uvicorn does when it starts, after
+    ``amas-otel-instrument`` configured amas-otel: its handler would print
+    tracebacks (exception messages, secrets included) unredacted.
+    """
+    if _pipeline.handler is None or _pipeline.handler not in _stdlib_logging.getLogger().handlers:
+        return  # the application's own logging set-up since: its choice
     for name in _UVICORN_LOGGERS:
-        # Route server logs through the same pipeline instead of their own handlers.
         server_logger = _stdlib_logging.getLogger(name)
         if not server_logger.propagate and not server_logger.handlers:
             # Silenced by the server itself (uvicorn --no-access-log): routing
@@ -858,10 +919,6 @@ def configure_logging(
             continue
         server_logger.handlers.clear()
         server_logger.propagate = True
-
-    _pipeline.config, _pipeline.processors, _pipeline.handler, _pipeline.stream = config, [*processors, renderer], handler, stream
-    _pipeline.redactor = redactor
-    return config
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:

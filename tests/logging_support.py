@@ -74,6 +74,7 @@ def build_pipeline(**config: Any) -> Pipeline:
 def make_pipeline() -> Iterator[Any]:
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.WARNING)  # as in a fresh process: the pipeline's LOG_LEVEL applies to the root logger
     yield build_pipeline
     structlog.reset_defaults()
     root.handlers[:] = handlers

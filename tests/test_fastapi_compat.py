@@ -3,6 +3,7 @@ instrumentation, FastAPI's native telemetry, the OpenAPI schema (issue 20). Real
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
 from opentelemetry import baggage, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -28,8 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from amas_otel.fastapi import instrument_app, instrument_fastapi, uninstrument_fastapi
-from tests.conftest import python_env
-from tests.support.asgi_server import serve
+from tests.conftest import free_port, python_env
+from tests.support.asgi_server import serve, serve_process
 from tests.test_fastapi import SECRET, _Telemetry
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -401,3 +403,78 @@ def test_tracing_otel_on_an_app_with_fastapi_telemetry_settings_still_records_th
         FastAPIInstrumentor.uninstrument_app(app)
     durations = telemetry.metrics.get_metrics("dict")["http_server_request_duration_seconds"]
     assert [(s["labels"]["http_route"], s["value"]["count"]) for s in durations] == [("/items/{item_id}", 1.0)]
+
+
+def test_an_unexpected_exception_is_answered_then_raised_on_to_the_server_as_starlette_does(telemetry: _Telemetry) -> None:
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> dict:
+        raise RuntimeError("no")
+
+    instrument_app(app, metrics_service=telemetry.metrics, tracer_provider=telemetry.tracer_provider)
+    # TestClient(raise_server_exceptions=True), the default, sees it as without amas-otel ...
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="^no$"):
+        client.get("/boom")
+    # ... after the layer answered with its JSON 500 and recorded the request.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        failed = client.get("/boom", headers={"X-Correlation-ID": "c-boom"})
+    assert failed.status_code == 500 and failed.headers["x-correlation-id"] == "c-boom"
+    assert failed.json() == {"error": "internal_error", "message": "Internal server error", "correlation_id": "c-boom"}
+    spans = telemetry.spans.get_finished_spans()
+    assert [(span.attributes["http.response.status_code"], span.attributes["error.type"]) for span in spans] == [
+        (500, "RuntimeError")
+    ] * 2
+    assert [event.name for event in spans[1].events] == ["exception"]
+
+
+# The exception's message carries a database password; secret={secret!r} is filled in per test.
+_RAISING_APP = textwrap.dedent(
+    """
+    import amas_otel
+    from fastapi import FastAPI
+    from amas_otel.fastapi import instrument_app
+
+    if {in_code}:
+        amas_otel.configure()
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom():
+        raise ConnectionRefusedError("postgres://app:{secret}@127.0.0.1:1/db refused")
+
+    if {in_code}:
+        instrument_app(app, metrics_path="", health=False)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["instrument_app", "launcher"])
+def test_under_uvicorn_the_client_gets_the_500_and_the_log_carries_the_exception_once_redacted(tmp_path: Path, mode: str) -> None:
+    in_code = mode == "instrument_app"
+    (tmp_path / "raising_app.py").write_text(_RAISING_APP.format(secret=SECRET, in_code=in_code))
+    port = free_port()
+    env = python_env(PROMETHEUS_ENABLED="false", AMAS_CONFIG_FILES="", OTEL_TRACES_EXPORTER="none",
+                     OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none", LOG_FORMAT="json")
+    # Under the launcher amas-otel is configured before uvicorn sets up its own logging handlers.
+    launcher = [] if in_code else [str(Path(sys.executable).parent / "amas-otel-instrument")]
+    command = [*launcher, sys.executable, "-m", "uvicorn", "raising_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    with serve_process(command, tmp_path, env, port) as process:
+        failed = httpx.get(f"http://127.0.0.1:{port}/boom", headers={"X-Correlation-ID": "c-boom"}, timeout=10)
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert failed.status_code == 500
+    if in_code:
+        assert failed.json() == {"error": "internal_error", "message": "Internal server error", "correlation_id": "c-boom"}
+    assert SECRET not in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    (logged,) = [line for line in lines if line["event"] == "request failed"]
+    assert logged["exception.type"] == "ConnectionRefusedError"
+    assert logged["exception.message"] == "postgres://[REDACTED:url_password]@127.0.0.1:1/db refused"
+    assert "raise ConnectionRefusedError" in logged["exception"]
+    if in_code:
+        assert logged["correlation_id"] == "c-boom"
+    # uvicorn saw the exception (as it does without amas-otel) and says so, without printing the traceback again.
+    (server,) = [line for line in lines if line["event"].startswith("Exception in ASGI application")]
+    assert server["logger"] == "uvicorn.error" and server["exception.type"] == "ConnectionRefusedError"
+    assert output.count("Traceback (most recent call last)") == 1, output

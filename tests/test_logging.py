@@ -124,6 +124,24 @@ def test_level_filter_and_console_format(make_pipeline: Any) -> None:
     assert "hidden" not in text and "shown" in text and "n=1" in text
 
 
+def test_log_level_sets_the_root_logger_unless_the_application_set_it_before(make_pipeline: Any) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)  # Python's default: LOG_LEVEL replaces it
+    make_pipeline(level="info")
+    assert root.level == logging.INFO
+    make_pipeline(level="error")  # amas-otel's own level: reconfiguring replaces it
+    assert root.level == logging.ERROR
+    root.setLevel(logging.DEBUG)  # the application's choice
+    p = make_pipeline(level="info")
+    assert root.level == logging.DEBUG
+    (kept,) = [line for line in p.lines() if "root logger's level" in line["event"]]
+    assert kept["event"] == (
+        "amas_otel: the root logger's level DEBUG, set by the application, is kept; LOG_LEVEL=INFO applies to structlog loggers"
+    )
+    logging.getLogger("library").debug("library debug line")  # what the application's level admits still goes through
+    assert [line["event"] for line in p.lines() if line.get("logger") == "library"] == ["library debug line"]
+
+
 def test_bad_config_values_name_the_field() -> None:
     with pytest.raises(ConfigError, match=r"LoggingConfig.level: 'LOUD'.*DEBUG, INFO"):
         LoggingConfig(level="LOUD")

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import REPO, free_port, python_env
+from tests.support.asgi_server import serve_process
 from tests.support.otlp import OtlpReceiver, attributes
 
 BIN = Path(sys.executable).parent
@@ -86,33 +85,12 @@ def _environment(receiver: OtlpReceiver, tmp_path: Path, **extra: str) -> dict[s
     )
 
 
-@contextmanager
-def _server(command: list[str], tmp_path: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/docs", timeout=2)
-                break
-            except requests.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    raise AssertionError(f"server did not start:\n{process.communicate()[0]}") from None
-                time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-
-
 def _serve_then_terminate(command: list[str], tmp_path: Path, env: dict[str, str], port: int) -> tuple[int, str, set[int]]:
     """Send REQUESTS requests (a connection each), SIGTERM the server, wait for it to exit.
 
     Returns the exit status, the output and the PIDs of the processes that served.
     """
-    with _server(command, tmp_path, env, port) as process:
+    with serve_process(command, tmp_path, env, port) as process:
         served = set()
         for n in range(REQUESTS):
             answer = requests.get(f"http://127.0.0.1:{port}/work/{n}", timeout=5).json()
@@ -290,7 +268,7 @@ def test_one_shutdown_budget_for_the_lifespan_flush_and_the_signal_hook(tmp_path
         env = _environment(otlp_receiver, tmp_path)
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{black_hole.port}", AMAS_SHUTDOWN_TIMEOUT_SECONDS="2")
         command = [str(BIN / "uvicorn"), "configured_app:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        with _server(command, tmp_path, env, port) as process:
+        with serve_process(command, tmp_path, env, port) as process:
             requests.get(f"http://127.0.0.1:{port}/work/1", timeout=5)
             sent = time.monotonic()
             process.send_signal(signal.SIGTERM)

@@ -11,7 +11,8 @@ stale and fails too, so the list says exactly what differs.  Allow-list lines:
 MODE is ``launcher``, ``in-code`` or ``both``; PATTERN a ``module::test`` id as in the report
 (``tests.test_x::test_y[param]``), where ``*`` and ``?`` are wildcards and brackets are literal; the
 reason, after two spaces and ``#``, is required.  Exit status 1 on any
-unexplained difference or stale entry.
+unexplained difference or stale entry, and when the bare run itself did not pass (a test environment
+missing one of the suite's plugins fails every run alike, which would otherwise look like no difference).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def main(argv: list[str]) -> int:
     used: set[int] = set()
     unexplained = 0
     print(f"bare: {len(bare)} tests, {dict(sorted(Counter(bare.values()).items()))}")
+    broken = sorted(test_id for test_id, outcome in bare.items() if outcome in ("failed", "error"))
+    if not bare or broken:
+        print(f"the bare run did not pass ({len(broken)} failed or errored, e.g. {broken[:3]}): nothing to compare against")
+        return 1
     for spec in argv[2:]:
         mode, _, report = spec.partition("=")
         if mode not in _MODES:

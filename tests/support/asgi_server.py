@@ -1,13 +1,16 @@
-"""Serve an ASGI app with a real uvicorn server on a loopback port, in a thread."""
+"""Serve an ASGI app with a real uvicorn server on a loopback port: in a thread, or a server process."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import requests
 import uvicorn
 
 
@@ -34,3 +37,29 @@ def serve(app: Any, *, timeout: float = 10.0, **config: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+@contextmanager
+def serve_process(command: list[str], cwd: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[str]]:
+    """Run a server ``command`` (listening on 127.0.0.1:``port``) until its ``/docs`` answers; yield the process.
+
+    Its output (stdout and stderr together) is the process's ``communicate()``; it is killed on the way out
+    unless it has exited.
+    """
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/docs", timeout=2)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise AssertionError(f"server did not start:\n{process.communicate()[0]}") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
