@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
-__all__ = ["count_of"]
+__all__ = ["Tally"]
 
 
-def count_of(counter: itertools.count) -> int:
-    """How many times ``next(counter)`` ran on an ``itertools.count()`` (started at 0).
+class Tally(itertools.count):
+    """A counter stepped with ``next(tally)`` on the hot path and read with :meth:`value`.
 
-    ``next`` on an :class:`itertools.count` is atomic under the GIL, which
-    makes it the only lock-free exact counter CPython has; its repr is "count(N)".
+    ``next`` on an :class:`itertools.count` is atomic under the GIL (C code,
+    inherited unchanged here), which makes it the only lock-free exact
+    counter CPython has.  Reading takes one more step and subtracts the
+    steps earlier reads took, under a lock readers share.
     """
-    return int(repr(counter)[6:-1])
+
+    __slots__ = ("_reads", "_lock")
+
+    def __new__(cls) -> Tally:
+        self = super().__new__(cls)
+        self._reads = 0
+        self._lock = threading.Lock()
+        return self
+
+    def value(self) -> int:
+        """How many times ``next(tally)`` ran outside :meth:`value`."""
+        with self._lock:
+            steps = next(self) - self._reads
+            self._reads += 1
+            return steps

@@ -16,7 +16,6 @@ exporter's once-a-minute filter: a lost record is news).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,14 +24,14 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from amas_otel import semconv
-from amas_otel._counting import count_of
+from amas_otel._counting import Tally
 from amas_otel._fastpath.log_encoding import encodes
 
 __all__ = ["valid_text", "is_encodable", "encodable", "register", "RecordIsolatingLogExporter"]
 
 _log = logging.getLogger("amas_otel.export")
-_sanitized = itertools.count()
-_dropped = itertools.count()
+_sanitized = Tally()
+_dropped = Tally()
 _registered: set[int] = set()
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -82,8 +81,8 @@ def register(meter_provider: Any) -> None:
     )
 
 
-def _observe(counter: itertools.count) -> Iterable[Observation]:
-    return [Observation(count_of(counter))]
+def _observe(counter: Tally) -> Iterable[Observation]:
+    return [Observation(counter.value())]
 
 
 def _clean(value: Any) -> Any:

@@ -56,7 +56,6 @@ import enum
 import functools
 import inspect
 import itertools
-import sys
 import threading
 import time
 import weakref
@@ -67,7 +66,7 @@ from typing import Any, TypeVar
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from amas_otel._counting import count_of
+from amas_otel._counting import Tally
 from amas_otel.config import ConfigError, get_settings
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
@@ -206,11 +205,11 @@ class CircuitBreaker:
         self._timeout = config.timeout
         self._lock = threading.Lock()
         self._phase = _Phase(_CLOSED)
-        self._ok = itertools.count()
-        self._failed = itertools.count()
-        self._timed_out = itertools.count()
-        self._rejected = itertools.count()
-        self._interrupted = itertools.count()
+        self._ok = Tally()
+        self._failed = Tally()
+        self._timed_out = Tally()
+        self._rejected = Tally()
+        self._interrupted = Tally()
         self._transitions = 0
         # Trials running, whichever HALF_OPEN period admitted them: a slow trial
         # from the previous period still holds its slot in the next one.
@@ -273,8 +272,8 @@ class CircuitBreaker:
 
     def get_stats(self) -> dict[str, Any]:
         phase = self._phase
-        ok, failed, timed_out = count_of(self._ok), count_of(self._failed), count_of(self._timed_out)
-        rejected, interrupted = count_of(self._rejected), count_of(self._interrupted)
+        ok, failed, timed_out = self._ok.value(), self._failed.value(), self._timed_out.value()
+        rejected, interrupted = self._rejected.value(), self._interrupted.value()
         cfg = self.config
         return {
             "name": self.name,
@@ -475,28 +474,39 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
         trial = False
         if phase.state is not _CLOSED:
             phase, trial = breaker._admit()
-        # ``deadline`` is read from this frame by the loop's _Sweeper: the
-        # call path itself arms no timer and looks up no task.
-        deadline = None
+        token = None
         if timeout is not None:
-            deadline = _monotonic() + timeout
-            try:  # inline _thread_sweeper(): a call is dearer than a try
-                sweeper = _thread.sweeper
+            try:  # a call is dearer than a try
+                deadlines = _thread.deadlines
             except AttributeError:
-                sweeper = _NO_SWEEPER
-            # Whether this thread's sweeper is the running loop's: one dict lookup, where
-            # loop.is_running() is a Python call and asyncio.get_running_loop() a getpid().
-            if deadline < sweeper.next_at or sweeper.loop not in _tasks_running:
-                _Sweeper.watch(deadline)
+                deadlines = _NO_DEADLINES
+            # current_task(loop) is a dict lookup; without the loop it first finds the running
+            # loop (a getpid() system call).  None: another loop runs on this thread now.
+            task = _current_task(deadlines.loop) if deadlines.loop is not None else None
+            if task is None:
+                task = _current_task()
+                if task is not None:
+                    deadlines = _thread.deadlines = _Deadlines(task.get_loop())
+            if task is not None:  # registered inline: a method call costs more than this
+                token = next(_tokens)
+                deadline = _monotonic() + timeout
+                deadlines.running[token] = (deadline, task)
+                if deadline < deadlines.next_at:
+                    deadlines.schedule(deadline)
         try:
             # ``f(*args, **kwargs)`` copies kwargs into a new dict on every call; most calls pass none.
             result = await (fn(*args, **kwargs) if kwargs else fn(*args))
         except BaseException as exc:
-            if deadline is not None and exc.__class__ is asyncio.CancelledError and _Sweeper.claim_expiry():
-                breaker._settle(phase, trial, _TIMEOUT)
-                raise CircuitBreakerTimeoutError(breaker.name, timeout) from None  # type: ignore[arg-type]
+            # Swept (no longer running, its token expired): our cancellation, and when nobody
+            # else's (as with asyncio.timeout), the breaker's timeout.
+            if token is not None and deadlines.running.pop(token, None) is None and deadlines.expired(token):
+                if exc.__class__ is asyncio.CancelledError and task.uncancel() == 0:  # type: ignore[union-attr]
+                    breaker._settle(phase, trial, _TIMEOUT)
+                    raise CircuitBreakerTimeoutError(breaker.name, timeout) from None  # type: ignore[arg-type]
             breaker._settle(phase, trial, breaker._classify(exc, None))
             raise
+        if token is not None and deadlines.running.pop(token, None) is None:
+            deadlines.expired(token)  # finished before the cancellation reached it: forget the token
         if trial:
             breaker._settle(phase, trial, _SUCCESS)
         else:
@@ -508,117 +518,69 @@ def _async_runner(breaker: CircuitBreaker, fn: Callable[..., Awaitable[Any]]) ->
     return run_through_breaker
 
 
-#: The code object every ``run_through_breaker`` coroutine runs (how the sweeper recognises breaker frames).
-_RUN_ASYNC_CODE = next(c for c in _async_runner.__code__.co_consts if getattr(c, "co_name", None) == "run_through_breaker")
+_current_task = asyncio.current_task
+_tokens = itertools.count()  # one per timed call: next() is atomic
 
 
-class _Sweeper:
-    """Times out async breaker calls on one event loop, one timer for all of them.
+class _Deadlines:
+    """Times out the async breaker calls of one event loop with one timer.
 
-    Calls register nothing: each keeps its deadline in a local of its
-    ``run_through_breaker`` frame.  The sweeper fires at the earliest deadline it knows
-    of, walks the loop's tasks' await chains to find breaker frames, cancels
-    the tasks whose deadline has passed (remembering those frames so the call
-    reports a timeout rather than a cancellation) and re-arms itself at the
-    next deadline still in flight — so a busy breaker costs one walk per
-    ``timeout`` period, and an idle loop none.
+    Each timed call registers ``running[token] = (deadline, task)`` (public
+    asyncio only: the task from ``asyncio.current_task()``, a
+    ``loop.call_later`` timer, ``task.cancel()``) and removes it when it
+    returns, so only calls in flight are held.  The timer fires at the
+    earliest deadline it knows of, cancels the tasks whose deadline passed
+    (moving their tokens to ``_expired``, so the call reports a timeout
+    rather than a cancellation) and re-arms at the next deadline in flight.
+    One ``asyncio.timeout`` per call arms and cancels a timer handle per
+    call, about ten times the cost of a breaker call (README, benchmarks);
+    here a busy breaker costs one sweep per ``timeout`` period.
     """
 
-    __slots__ = ("loop", "next_at", "handle", "expired")
+    __slots__ = ("loop", "running", "_expired", "handle", "next_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
-        self.next_at = float("inf")
+        self.running: dict[int, tuple[float, asyncio.Task[Any]]] = {}
+        self._expired: set[int] = set()
         self.handle: asyncio.TimerHandle | None = None
-        self.expired: set[int] = set()
+        self.next_at = float("inf")
 
-    @staticmethod
-    def watch(deadline: float) -> None:
-        """Make sure this thread's running loop sweeps no later than ``deadline``."""
-        loop = asyncio.get_running_loop()
-        sweeper = _thread_sweeper()
-        if sweeper.loop is not loop:
-            sweeper = _thread.sweeper = _Sweeper(loop)
-        if deadline < sweeper.next_at:
-            sweeper.schedule(deadline)
-
-    @staticmethod
-    def claim_expiry() -> bool:
-        """In ``run_through_breaker``'s except block: was this cancellation our timeout?"""
-        sweeper = _thread_sweeper()
-        frame_id = id(sys._getframe(1))  # noqa: SLF001 - the breaker frame being unwound
-        if frame_id not in sweeper.expired:
-            return False
-        sweeper.expired.discard(frame_id)
-        task = asyncio.current_task()
-        # Someone else cancelled too: that cancellation wins, as with asyncio.timeout.
-        return task is None or task.uncancel() == 0
+    def expired(self, token: int) -> bool:
+        """Whether the sweep cancelled the call of ``token`` (asked once: the token is forgotten)."""
+        if token in self._expired:
+            self._expired.discard(token)
+            return True
+        return False
 
     def schedule(self, when: float) -> None:
         if self.handle is not None:
             self.handle.cancel()
         self.next_at = when
         # call_later, not call_at: uvloop's clock has another epoch than time.monotonic.
-        self.handle = self.loop.call_later(max(0.0, when - _monotonic()), self.sweep)
+        self.handle = self.loop.call_later(max(0.0, when - _monotonic()), self.sweep)  # type: ignore[union-attr]
 
     def sweep(self) -> None:
-        current = _thread_sweeper()
-        if current is not self:
-            if current.loop is self.loop:
-                # This loop ran again after another one had run on this thread, and its
-                # calls made it a new sweeper: hand over, or a task would be cancelled twice.
-                current.expired |= self.expired
-                if current.handle is not None:
-                    current.handle.cancel()
-                current.sweep()
-                return
-            _thread.sweeper = self  # this loop runs here again: its calls should find this sweeper
         self.handle = None
         self.next_at = float("inf")
         now = _monotonic()
         nearest = float("inf")
-        still_expired: set[int] = set()
-        for task in asyncio.all_tasks(self.loop):
-            awaited: Any = task.get_coro()
-            while awaited is not None:
-                if getattr(awaited, "cr_code", None) is _RUN_ASYNC_CODE and awaited.cr_frame is not None:
-                    frame = awaited.cr_frame
-                    deadline = frame.f_locals.get("deadline")
-                    if deadline is not None:
-                        if deadline <= now:
-                            if id(frame) not in self.expired:
-                                task.cancel()
-                            still_expired.add(id(frame))
-                        elif deadline < nearest:
-                            nearest = deadline
-                awaited = (
-                    getattr(awaited, "cr_await", None)
-                    or getattr(awaited, "gi_yieldfrom", None)
-                    or getattr(awaited, "ag_await", None)
-                )
-        self.expired = still_expired
+        running = self.running
+        for token, (deadline, task) in list(running.items()):
+            if deadline <= now:
+                del running[token]
+                self._expired.add(token)
+                task.cancel()
+            elif deadline < nearest:
+                nearest = deadline
         if nearest != float("inf"):
             self.schedule(nearest)
 
 
-#: ``sweeper``: the sweeper of the loop running (or last run) on each thread.  A plain
-#: threading.local: reading it is cheaper than reading a subclass with a class default.
+#: ``deadlines``: the _Deadlines of the loop running (or last run) on each thread.
 _thread = threading.local()
-#: Until a timed call runs on a thread: a sweeper of no loop, which every call replaces.
-_NO_SWEEPER = _Sweeper(None)
-
-
-def _thread_sweeper() -> _Sweeper:
-    return getattr(_thread, "sweeper", _NO_SWEEPER)
-
-
-#: {loop: task} for the loops in the middle of a task step: asyncio's own registry, behind
-#: ``asyncio.current_task(loop)`` (a Python function before 3.12), filled by asyncio.Task,
-#: which uvloop runs too.  A timed call runs in a task step of this thread's loop, so finding
-#: this thread's sweeper's loop here means the sweeper is the running loop's (unless that
-#: loop has since moved to another thread, which loop.is_running() did not catch either).
-#: Without such a registry (the empty stand-in) every timed call takes the slow path: slower, still right.
-_tasks_running: Mapping[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
+#: Until a timed call runs on a thread: deadlines of no loop, which every call replaces.
+_NO_DEADLINES = _Deadlines(None)
 
 
 class _Guard:
@@ -703,7 +665,7 @@ class _Instruments:
                 ("timeout", breaker._timed_out),
                 ("rejected", breaker._rejected),
             ):
-                yield Observation(count_of(counter), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
+                yield Observation(counter.value(), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
 
 
 _instruments: dict[int, tuple[Any, _Instruments]] = {}

@@ -6,7 +6,8 @@
     amas-otel project-root [PATH]      the detected project root and the resource it yields
     amas-otel doctor                   is the collector reachable, is the Prometheus port free, which
                                        instrumentations are active; the configured health checks run
-                                       once; the running application's circuit breakers and their state
+                                       once; the running application's circuit breakers and their state;
+                                       which fast paths are on
     amas-otel collector build|validate|run   build amas-otelcol; check or run a collector configuration
 """
 
@@ -136,6 +137,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
         state = f"inactive: {conflict}" if conflict else "active under amas-otel-instrument"
         print(f"info  instrumentation {entry_point.name}: {state}")
+
+    from amas_otel._fastpath import check_all
+
+    # What configure() would decide here: on, or off and why (the public API then serves).
+    for name, path in sorted(check_all().items()):
+        print(f"info  fast path {name}: {path.reason}")
     return 1 if problems else 0
 
 

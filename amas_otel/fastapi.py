@@ -61,7 +61,7 @@ from amas_otel.logging import (
 from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HttpAttr
-from amas_otel.tracing import _set_valid_attributes
+from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel.ratelimit import (
     _EXEMPT_PATHS,
     RateLimiter,
@@ -336,15 +336,15 @@ class RequestTelemetryMiddleware:
         )
         if correlation_id is None:
             if blind:
-                _set_valid_attributes(span, attributes)
+                set_valid_attributes(span, attributes)
             return span, trace.set_span_in_context(span, parent), None
         # The id is set here, not by CorrelationSpanProcessor from the context:
         # one write, and the id chosen from the header wins over a baggage one.
         if blind:
             attributes[CORRELATION_ID] = correlation_id
-            _set_valid_attributes(span, attributes)
+            set_valid_attributes(span, attributes)
         else:
-            _set_valid_attributes(span, {CORRELATION_ID: correlation_id})
+            set_valid_attributes(span, {CORRELATION_ID: correlation_id})
         return span, trace.set_span_in_context(span, _context_with({"correlation_id": correlation_id}, parent)), correlation_id
 
     @staticmethod
@@ -357,7 +357,7 @@ class RequestTelemetryMiddleware:
         if status >= 500:
             attributes[ERROR_TYPE] = type(failure).__qualname__ if failure else str(status)
             span.set_status(Status(StatusCode.ERROR))
-        _set_valid_attributes(span, attributes)
+        set_valid_attributes(span, attributes)
         span.end()
 
     async def _answer_unexpected(self, scope: Any, send: Any, exc: Exception) -> None:

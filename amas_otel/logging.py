@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import itertools
 import json
 import logging as _stdlib_logging
 import os
@@ -37,33 +36,24 @@ from structlog.contextvars import merge_contextvars
 from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.baggage import _BAGGAGE_KEY  # the context entry set_baggage writes
-from opentelemetry.trace.propagation import _SPAN_KEY  # the context entry set_span_in_context writes
 from opentelemetry.metrics import CallbackOptions, Observation, get_meter_provider
-from opentelemetry.sdk._logs import Logger as SDKLogger
-from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.trace import SpanProcessor
 
-try:  # private: only to skip the SDK's record count when its internal metrics are off
-    from opentelemetry.sdk._logs._internal._logger_metrics import NoOpLoggerMetrics
-except ImportError:  # pragma: no cover - another SDK layout: always count
-    NoOpLoggerMetrics = None
-
 from amas_otel import semconv
-from amas_otel._batch_queue import enqueue, enqueues
-from amas_otel._counting import count_of
+from amas_otel._fastpath.context_keys import BAGGAGE_KEY, SPAN_KEY
+from amas_otel._fastpath.log_records import LOG_EXPORT, STRUCTLOG_BOUND, LogQueues, emit_directly, sdk_logger_parts
+from amas_otel._fastpath.span_fields import set_valid_attributes
+from amas_otel._counting import Tally
 from amas_otel._sanitize import encodable
 from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import ConfigError
 from amas_otel.redaction import (
-    RedactingLogRecordProcessor,
     Redactor,
     SecurityLevel,
     configure_redaction,
     get_redactor,
 )
-from amas_otel.tracing import _set_valid_attributes
 
 __all__ = [
     "LogLevel",
@@ -217,13 +207,17 @@ def _context_with(values: dict[str, Any], base: context.Context | None = None) -
     """
     current = context.get_current() if base is None else base
     outer = current.get(_CONTEXT_KEY)
-    entries = current.get(_BAGGAGE_KEY)
+    merged = {**outer, **values} if outer else dict(values)
+    if BAGGAGE_KEY is None:  # the API keeps baggage another way: its public setter, once per value
+        built = context.set_value(_CONTEXT_KEY, merged, current)
+        for key, value in values.items():
+            built = baggage.set_baggage(key, str(value), built)
+        return built
+    entries = current.get(BAGGAGE_KEY)
     bag = dict(entries) if entries else {}  # type: ignore[call-overload]
     for key, value in values.items():
         bag[key] = str(value)
-    return context.Context(
-        {**current, _CONTEXT_KEY: {**outer, **values} if outer else dict(values), _BAGGAGE_KEY: bag}  # type: ignore[dict-item]
-    )
+    return context.Context({**current, _CONTEXT_KEY: merged, BAGGAGE_KEY: bag})  # type: ignore[dict-item]
 
 
 def _span_attribute(key: str) -> str:
@@ -245,14 +239,14 @@ class CorrelationSpanProcessor(SpanProcessor):
         values = ctx.get(_CONTEXT_KEY)
         if values:
             if len(values) == 1 and "correlation_id" in values:  # type: ignore[arg-type] # the per-request case
-                _set_valid_attributes(span, {semconv.CORRELATION_ID: _primitive(values["correlation_id"])})  # type: ignore[index]
+                set_valid_attributes(span, {semconv.CORRELATION_ID: _primitive(values["correlation_id"])})  # type: ignore[index]
             else:
-                _set_valid_attributes(span, {_span_attribute(k): _primitive(v) for k, v in values.items()})  # type: ignore[attr-defined]
+                set_valid_attributes(span, {_span_attribute(k): _primitive(v) for k, v in values.items()})  # type: ignore[attr-defined]
             return
-        entries = ctx.get(_BAGGAGE_KEY)
+        entries = ctx.get(BAGGAGE_KEY) if BAGGAGE_KEY is not None else baggage.get_all(ctx)
         found = entries.get(CORRELATION_BAGGAGE_KEY) if entries else None  # type: ignore[attr-defined]
         if found is not None:
-            _set_valid_attributes(span, {semconv.CORRELATION_ID: str(found)})
+            set_valid_attributes(span, {semconv.CORRELATION_ID: str(found)})
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -516,7 +510,7 @@ class _LogRecordCounter:
     """``amas.log.records`` as an observable counter: the hot path steps a lock-free count, collection reads it."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, str | None], itertools.count] = {}
+        self._counts: dict[tuple[str, str | None], Tally] = {}
         self._lock = threading.Lock()  # only for a (level, component) seen for the first time
         self._providers: set[int] = set()
 
@@ -533,7 +527,7 @@ class _LogRecordCounter:
         counter = self._counts.get((level, component))
         if counter is None:
             with self._lock:
-                counter = self._counts.setdefault((level, component), itertools.count())
+                counter = self._counts.setdefault((level, component), Tally())
         next(counter)
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -541,7 +535,7 @@ class _LogRecordCounter:
             attributes = {semconv.LOG_LEVEL: str(level)}
             if component is not None:
                 attributes[semconv.COMPONENT] = str(component)
-            yield Observation(count_of(counter), attributes)
+            yield Observation(counter.value(), attributes)
 
 
 _record_counter = _LogRecordCounter()
@@ -626,30 +620,7 @@ def _attribute_cap(limits: Any) -> int:
     return sys.maxsize if limits.max_log_record_attributes is None else limits.max_log_record_attributes
 
 
-class _ReadableRecord(ReadableLogRecord):
-    """The batch processor's read-only record, in slots.
-
-    It is frozen: :meth:`_RecordProcessor._export` fills the slots through their descriptors.
-    """
-
-    __slots__ = ("log_record", "resource", "instrumentation_scope", "limits")
-
-
-_new_readable = object.__new__
-_set_log_record = _ReadableRecord.log_record.__set__  # type: ignore[attr-defined]
-_set_resource = _ReadableRecord.resource.__set__  # type: ignore[attr-defined]
-_set_scope = _ReadableRecord.instrumentation_scope.__set__  # type: ignore[attr-defined]
-_set_limits = _ReadableRecord.limits.__set__  # type: ignore[attr-defined]
-
 _EMPTY_CONTEXT = context.Context()
-_SDK_LOGGER_INTERNALS = (
-    "_log_record_limits",
-    "_multi_log_record_processor",
-    "_logger_config",
-    "_resource",
-    "_instrumentation_scope",
-    "_logger_metrics",
-)
 
 
 class _RecordProcessor:
@@ -680,11 +651,10 @@ class _RecordProcessor:
         self._loggers: dict[str, Any] = {}
         self._second: tuple[int, str] = (-1, "")
         self._ids: _SpanIds = _span_ids(trace.INVALID_SPAN_CONTEXT)
-        # (processor tuple, its export queues): see _queues.
-        self._routes: tuple[Any, tuple[Any, ...] | None] = (None, None)
+        self._queues = LogQueues()
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        if _STRUCTLOG_CONTEXT_VARS:  # only once something was bound with structlog.contextvars
+        if STRUCTLOG_BOUND:  # only once something was bound with structlog.contextvars
             merge_contextvars(logger, method_name, event_dict)
         level = event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")  # a standard-library record's logger name
@@ -694,7 +664,8 @@ class _RecordProcessor:
         now = time.time_ns()
         event_dict["timestamp"] = self._iso(now)
         ctx = context.get_current()
-        span = ctx.get(_SPAN_KEY)  # what trace.get_current_span reads, without two calls
+        # What trace.get_current_span(ctx) reads, without its two calls, when the key is known.
+        span = ctx.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(ctx)
         if span is None:
             span = trace.INVALID_SPAN
         span_context = span.get_span_context()
@@ -751,13 +722,15 @@ class _RecordProcessor:
                 return
             queues = None
             if limits is not None:
-                if not otel_logger._logger_config.is_enabled:  # noqa: SLF001 - Logger.emit's first check
-                    return
-                processors = otel_logger._multi_log_record_processor._log_record_processors  # noqa: SLF001
-                routes = self._routes
-                queues = routes[1] if routes[0] is processors else self._queues(processors)
-                if queues == ():
-                    return
+                if LOG_EXPORT.on:
+                    try:
+                        queues = self._queues.of(otel_logger)
+                    except Exception as exc:  # noqa: BLE001 - the fast path is off from now on: Logger.emit
+                        LOG_EXPORT.failed(exc)
+                    if queues == ():
+                        return
+                else:
+                    limits = None
             attributes = _attributes(event_dict, _NOT_ATTRIBUTES)
             direct = queues is not None and len(attributes) <= cap
             severity = _SEVERITY_TEXT.get(level)
@@ -774,47 +747,18 @@ class _RecordProcessor:
                 event_dict.get("event_name"),
             )
             if direct:
-                # What Logger.emit and each batch processor's on_emit would do with the record.
-                readable = _new_readable(_ReadableRecord)  # filled here: no __init__ frame per record
-                _set_log_record(readable, record)
-                _set_resource(readable, otel_logger._resource)  # noqa: SLF001
-                _set_scope(readable, otel_logger._instrumentation_scope)  # noqa: SLF001
-                _set_limits(readable, limits)
-                if count is not None:
-                    count()  # the SDK's own log count
-                for queue in queues:  # type: ignore[union-attr]
-                    enqueue(queue, readable)
-            elif limits is None:
+                try:
+                    emit_directly(otel_logger, record, limits, count, queues)  # type: ignore[arg-type]
+                    return
+                except Exception as exc:  # noqa: BLE001 - the fast path is off from now on: Logger.emit
+                    LOG_EXPORT.failed(exc)
+                    limits = None
+            if limits is None:
                 otel_logger.emit(record)
             else:
                 otel_logger.emit(_WritableRecord(record, otel_logger.resource, otel_logger.instrumentation_scope, limits))
         except Exception:  # noqa: BLE001 - export trouble must not break logging
             _internal.debug("amas_otel: cannot export a log record", exc_info=True)
-
-    def _queues(self, processors: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """The export queues a record emitted on an SDK logger with ``processors`` ends in, when nothing else would see it.
-
-        When the provider's processors are redacting processors (which skip
-        records the pipeline cleaned) and the SDK's ``BatchLogRecordProcessor``\\ s,
-        ``Logger.emit`` would only copy the record into each batch queue: the
-        record is put there directly, already in its read-only form.  ``()``
-        means nobody reads the records (no log exporter,
-        ``OTEL_LOGS_EXPORTER=none``): building them is skipped.  ``None``: any
-        other processor, which gets the record through ``Logger.emit``.  The
-        answer is kept per processor tuple (the SDK replaces the tuple whenever
-        a processor is added).
-        """
-        queues: tuple[Any, ...] | None = ()
-        for processor in processors:
-            if isinstance(processor, RedactingLogRecordProcessor):
-                continue
-            queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
-            if not enqueues(queue):
-                queues = None
-                break
-            queues += (queue,)
-        self._routes = (processors, queues)
-        return queues
 
     def _target(self, name: str) -> tuple[Any, Any, int, Callable[[], None] | None]:
         """``(otel logger, its record limits when it is the SDK's, their _attribute_cap, its record count)``.
@@ -825,13 +769,12 @@ class _RecordProcessor:
             return None, None, -1, None  # the SDK's own complaints must not feed back into the SDK
         otel_logger = (self._provider or get_logger_provider()).get_logger(name)
         # The limits the SDK would apply itself when turning an API record into a writable one; None
-        # (plain Logger.emit) for any other logger, or an SDK logger without the internals the pipeline reads.
-        sdk = isinstance(otel_logger, SDKLogger) and all(hasattr(otel_logger, name) for name in _SDK_LOGGER_INTERNALS)
-        limits = otel_logger._log_record_limits if sdk else None  # noqa: SLF001
-        if limits is None:
+        # (plain Logger.emit) for any other logger, or with the log_export fast path off.
+        parts = sdk_logger_parts(otel_logger) if LOG_EXPORT.enabled() else None
+        if parts is None:
             return otel_logger, None, -1, None
-        metrics = otel_logger._logger_metrics  # noqa: SLF001
-        return otel_logger, limits, _attribute_cap(limits), None if type(metrics) is NoOpLoggerMetrics else metrics.emit_log
+        limits, count = parts
+        return otel_logger, limits, _attribute_cap(limits), count
 
 
 def _from_sdk(logger_name: str | None) -> bool:
@@ -848,8 +791,6 @@ def _span_ids(span_context: Any) -> _SpanIds:
 
 
 _STACK_INFO = structlog.processors.StackInfoRenderer()
-# structlog's registry of the variables bind_contextvars created: empty until one is bound.
-_STRUCTLOG_CONTEXT_VARS = structlog.contextvars._CONTEXT_VARS  # noqa: SLF001
 # add_log_level's names: "warn" is the standard library's alias, exception() logs an error.
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}
 

@@ -34,6 +34,7 @@ from opentelemetry import metrics
 from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from amas_otel._fastpath.histogram import BoundHistogram
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
@@ -73,15 +74,6 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
 _OUTCOME = {True: "success", False: "failure"}
 # Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
 _HTTP_ATTR_CACHE_SIZE = 4096
-try:  # the SDK internals _BoundHistogram works with
-    from opentelemetry.sdk.metrics._internal import _ProxyMeterConfig
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-    from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOffExemplarFilter, TraceBasedExemplarFilter
-    from opentelemetry.sdk.metrics._internal.measurement import Measurement as _Measurement
-    from opentelemetry.trace.propagation import _SPAN_KEY
-except ImportError:  # another SDK layout, or the API alone: public recording only
-    _ProxyMeterConfig = _hash_attributes = _Measurement = None  # type: ignore[assignment,misc]
-    AlwaysOffExemplarFilter = TraceBasedExemplarFilter = _SPAN_KEY = None  # type: ignore[assignment,misc]
 # At most this many cache names get a hit ratio (names are chosen by developers, not by traffic).
 _MAX_CACHES = 256
 
@@ -104,152 +96,6 @@ def _non_negative(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)
-
-
-def _measurement_by_dict(value: float, time_unix_nano: int, instrument: Any, context: Any) -> Any:
-    """``Measurement(value, time_unix_nano, instrument, context)`` without the frozen dataclass's ``__init__``.
-
-    That ``__init__`` sets each field through ``object.__setattr__`` and then
-    runs ``__post_init__``, which does nothing without attributes; storing the
-    fields in the instance dict gives an equal instance at a third of the cost.
-    """
-    measurement = object.__new__(_Measurement)
-    fields = measurement.__dict__
-    fields["value"] = value
-    fields["time_unix_nano"] = time_unix_nano
-    fields["instrument"] = instrument
-    fields["context"] = context
-    fields["attributes"] = None
-    return measurement
-
-
-def _measurement_factory() -> Any:
-    """:func:`_measurement_by_dict` if it builds what the SDK's constructor builds, else that constructor."""
-    if _Measurement is None:
-        return None
-    try:
-        sentinel = object()
-        made, expected = _measurement_by_dict(1.5, 7, sentinel, sentinel), _Measurement(1.5, 7, sentinel, sentinel)  # type: ignore[arg-type]
-        if made == expected and vars(made) == vars(expected):
-            return _measurement_by_dict
-    except (AttributeError, TypeError):
-        pass
-    return _Measurement
-
-
-def _filters_declining_without_span() -> frozenset[type]:
-    """The SDK's stock exemplar filters that, as installed, answer no when no span is current.
-
-    Deciding those from the context alone (one dict lookup) skips the
-    filter's ``trace.get_current_span`` on every request: the middleware
-    records outside the request span's context, so no span is the usual case.
-    """
-    if _SPAN_KEY is None:
-        return frozenset()
-    from opentelemetry.context import Context
-
-    stock = (AlwaysOffExemplarFilter, TraceBasedExemplarFilter)
-    return frozenset(kind for kind in stock if kind().should_sample(1.0, 0, None, Context()) is False)
-
-
-_new_measurement = _measurement_factory()
-_DECLINING_WITHOUT_SPAN = _filters_declining_without_span()
-_INF = math.inf
-
-
-def _may_sample_exemplar(exemplar_filter: Any, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
-    """The answer of ``exemplar_filter.should_sample``, without the call when the stock filter's answer is known."""
-    if type(exemplar_filter) in _DECLINING_WITHOUT_SPAN and context.get(_SPAN_KEY) is None:
-        return False
-    return bool(exemplar_filter.should_sample(value, time_unix_nano, attributes, context))
-
-
-class _BoundHistogram:
-    """``histogram.record(value, attributes)`` for one fixed attribute set, without the SDK's per-call attribute work.
-
-    On every ``record`` the SDK validates and copies the attributes, then
-    copies, sorts and hashes them again to find their aggregation: most of
-    the cost of a measurement, and the same result each time for a fixed
-    set.  Here the key of each view's aggregation is computed once; a
-    measurement then goes to those aggregations directly, as the SDK would
-    hand it over.  Everything else takes the public ``record``: the first
-    measurement (the SDK creates the aggregation, or counts the set on the
-    cardinality-overflow point), a value the SDK would refuse, an exemplar
-    to sample, a disabled meter, delta readers that reset on collection,
-    and SDK versions whose internals differ.
-    """
-
-    __slots__ = ("attributes", "_histogram", "_meter_config", "_storages", "_targets")
-
-    def __init__(self, histogram: Any, attributes: dict[str, Any]) -> None:
-        self.attributes = attributes
-        self._histogram = histogram
-        self._meter_config: Any = None  # the SDK's proxy of the meter's config, updated in place when reconfigured
-        self._storages: Any = None  # the SDK's reader storages _targets belong to
-        # (view-instrument match, aggregation key) per view; () not bound yet, None public path only.
-        self._targets: tuple[tuple[Any, Any], ...] | None = ()
-
-    def record(self, value: float) -> None:
-        if self._targets and 0.0 <= value < _INF:
-            try:
-                if self._aggregate_directly(value):
-                    return
-            except (AttributeError, TypeError):  # not the SDK this was written against
-                self._targets = None
-        histogram = self._histogram
-        histogram.record(value, self.attributes)
-        if self._targets is not None and not (self._targets and self._storages is _storages(histogram)):
-            self._bind()
-
-    def _aggregate_directly(self, value: float) -> bool:
-        """Aggregate ``value`` as the SDK would, or return False for the public path to do it."""
-        histogram = self._histogram
-        consumer = histogram._measurement_consumer  # noqa: SLF001
-        # The meter's config may be swapped at runtime (MeterProvider._set_meter_configurator): read it each time.
-        if consumer._reader_storages is not self._storages or not self._meter_config._config.is_enabled:  # noqa: SLF001
-            return False
-        context = get_current()
-        now = time_ns()
-        if _may_sample_exemplar(consumer._sdk_config.exemplar_filter, value, now, self.attributes, context):  # noqa: SLF001
-            return False
-        targets = self._targets
-        if len(targets) == 1:  # one reader, one view: the usual case, without a comprehension per call
-            ((match, key),) = targets
-            aggregations: Any = (match._attributes_aggregation.get(key),)  # noqa: SLF001
-        else:
-            aggregations = [match._attributes_aggregation.get(key) for match, key in targets]  # noqa: SLF001
-        if None in aggregations:
-            return False
-        measurement = _new_measurement(value, now, histogram, context)
-        for aggregation in aggregations:
-            aggregation.aggregate(measurement, False)
-        return True
-
-    def _bind(self) -> None:
-        histogram = self._histogram
-        storages = _storages(histogram)
-        targets: tuple[tuple[Any, Any], ...] | None
-        try:
-            matches = [m for storage in storages.values() for m in storage._instrument_view_instrument_matches.get(histogram, ())]  # noqa: SLF001
-            meter_config = histogram._meter_config  # noqa: SLF001
-            # Delta readers swap their aggregations out under the SDK's lock: public path for those.
-            if type(meter_config) is not _ProxyMeterConfig or any(match._reset_on_collect for match in matches):  # noqa: SLF001
-                targets = None
-            else:
-                targets = tuple((match, _hash_attributes(_view_attributes(match, self.attributes))) for match in matches)  # type: ignore[misc]
-                self._meter_config = meter_config
-        except (AttributeError, TypeError):
-            targets = None
-        self._storages, self._targets = storages, targets
-
-
-def _view_attributes(match: Any, attributes: dict[str, Any]) -> dict[str, Any]:
-    keys = match._view._attribute_keys  # noqa: SLF001
-    return dict(attributes) if keys is None else {k: v for k, v in attributes.items() if k in keys}
-
-
-def _storages(histogram: Any) -> Any:
-    return getattr(getattr(histogram, "_measurement_consumer", None), "_reader_storages", None)
 
 
 class MetricsService:
@@ -289,7 +135,7 @@ class MetricsService:
         custom_meter = meter if custom_metrics else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         self._registry = registry
         self.status_code_classes = status_code_classes
-        self._http_attrs: dict[tuple[str, str, int], _BoundHistogram] = {}
+        self._http_attrs: dict[tuple[str, str, int], BoundHistogram] = {}
         self._cache_counts: dict[str, list[int]] = {}
         self._cache_lock = threading.Lock()
 
@@ -357,7 +203,7 @@ class MetricsService:
         if response_size is not None:
             self._http_response_size.record(response_size, attrs)
 
-    def _bind_http_attrs(self, method: str, endpoint: str, status_code: int) -> _BoundHistogram:
+    def _bind_http_attrs(self, method: str, endpoint: str, status_code: int) -> BoundHistogram:
         if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
             raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
         upper = str(method).upper()
@@ -369,7 +215,7 @@ class MetricsService:
         }
         if status_code >= 500:
             attrs[ERROR_TYPE] = str(status)
-        bound = _BoundHistogram(self._http_duration, attrs)
+        bound = BoundHistogram(self._http_duration, attrs)
         if len(self._http_attrs) < _HTTP_ATTR_CACHE_SIZE:
             self._http_attrs[(method, endpoint, status_code)] = bound
         return bound

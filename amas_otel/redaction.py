@@ -39,24 +39,28 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import json
+import logging
 import re
 import sys
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk._logs import LogRecordProcessor
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk._logs import SynchronousMultiLogRecordProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanProcessor
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Status
 
+from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
 from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError
-from amas_otel.semconv import REDACTION_COUNT
+from amas_otel.semconv import INSTRUMENTATION_SCOPE, REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
 
 __all__ = [
     "SecurityLevel",
@@ -214,6 +218,7 @@ _ALWAYS_SAFE_LOG_KEYS = frozenset(
     {"timestamp", "level", "logger", "trace_id", "span_id", "trace_flags", "_record", "_from_structlog", REDACTION_COUNT}
 )
 _ERROR = "[REDACTED:error]"
+_log = logging.getLogger("amas_otel.redaction")
 _NOTHING: frozenset[str] = frozenset()
 _CACHE_LIMIT = 8192
 _CACHE_MAX_LEN = 256
@@ -521,6 +526,40 @@ class Redactor:
             event_dict[REDACTION_COUNT] = counter.n
         return event_dict
 
+    # --- for the span and log record pipelines (a counter per record) -------------
+
+    def is_quiet(self, attributes: Mapping[str, Any]) -> bool:
+        """True when nothing in ``attributes`` can need redaction (see :meth:`_quiet_mapping`)."""
+        return self._quiet_mapping(attributes)
+
+    def known_clean(self, text: str) -> bool:
+        """True when ``text`` was found clean before (one set lookup)."""
+        return text in self._clean
+
+    def redact_counted(self, value: Any, counter: _Counter) -> Any:
+        """:meth:`redact` adding the replacements to ``counter``; ``value`` itself when nothing was found."""
+        return self._any(value, counter)
+
+    def changes(self, attributes: Mapping[str, Any], counter: _Counter) -> dict[str, Any] | None:
+        """``{key: cleaned value}`` for the values of ``attributes`` that must change, or None (see :meth:`_changes`)."""
+        return self._changes(attributes, counter, _NOTHING)
+
+    def redacted_span(self, span: ReadableSpan) -> ReadableSpan | None:
+        """``span`` itself when nothing needs redaction, else a redacted rebuild; None (counted) when neither can be made."""
+        try:
+            # The hot path of every span: a span without events, links or status
+            # description, whose name is known clean and whose attributes are
+            # quiet, returns before any per-record bookkeeping.
+            parts = span_parts(span)
+            name, attributes, has_events, description = parts
+            quiet = attributes is None or self._quiet_mapping(attributes)
+            if quiet and not has_events and not description and (not name or name in self._clean):
+                return span
+            return _rebuilt_if_redacted(self, span, parts, quiet)
+        except Exception:  # noqa: BLE001 - fail closed: every value dropped, never the original
+            _log.warning("amas_otel: cannot redact span %r; its values are dropped", getattr(span, "name", None), exc_info=True)
+        return _without_values(span)
+
     # --- engine -----------------------------------------------------------------
 
     def _quiet_mapping(self, attributes: Mapping[str, Any]) -> bool:
@@ -533,8 +572,7 @@ class Redactor:
         :func:`_quiet_test`) ends there.  False sends the mapping through :meth:`_changes`.
         """
         quiet = self._quiet
-        # BoundedAttributes iterates through a lock per item; its dict is the same data.
-        plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
+        plain = plain_mapping(attributes) if type(attributes) is BoundedAttributes else attributes
         if quiet is None or not self._harmless.issuperset(plain):
             return False
         clean = self._clean
@@ -556,7 +594,7 @@ class Redactor:
         pipeline itself writes) is consulted only for values not seen clean.
         """
         key_cache, clean = self._key_cache, self._clean
-        plain = attributes._dict if type(attributes) is BoundedAttributes else attributes  # noqa: SLF001
+        plain = plain_mapping(attributes) if type(attributes) is BoundedAttributes else attributes
         changes: dict[str, Any] | None = None
         for key, value in plain.items():
             if key_cache.get(key, _UNKNOWN) is None:
@@ -875,63 +913,139 @@ def safe_metric_attributes(attributes: Mapping[str, Any], redactor: Redactor | N
     return cleaned
 
 
-# --- span processor -----------------------------------------------------------------
+# --- span and log record pipelines -------------------------------------------------
 
 
-class RedactingSpanProcessor(SpanProcessor):
-    """Cleans finished spans before any later processor (the exporters) sees them.
+class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
+    """A tracer provider's processor chain that hands every processor in it the finished span redacted.
 
-    The SDK hands ``on_end`` a fresh :class:`ReadableSpan` snapshot that all
-    processors share, in order.  Registered first, this processor replaces the
-    snapshot's name, attributes, events (exception messages and stack traces
-    included), links and status description with redacted copies; the live
-    span is untouched and nothing is copied when nothing was found.  Doing it
-    once at the end (not on every ``set_attribute``) keeps the per-span cost
-    to one pass over the final data.
+    Install it as ``TracerProvider(active_span_processor=RedactingSpanProcessor())``
+    (``configure()`` does): every processor added to the provider then
+    receives, in ``on_end``, the span the redactor returns — the snapshot
+    itself when nothing was found, else a new ``ReadableSpan`` built through
+    its public constructor from redacted copies of the name, attributes,
+    events (exception messages and stack traces included), links and status
+    description, dropped counts kept.  Nothing writes a span's private
+    fields, so an SDK release that renames them cannot make a "redacted"
+    span export its original data: a span the redactor cannot rebuild is
+    dropped and counted in ``amas.redaction.dropped``.  The live span is
+    never touched; ``on_start`` and the rest are the SDK's.
     """
 
     def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
         self._redactor = redactor
+        self._receivers: tuple[Any, ...] = ()
+        self._receivers_lock = threading.Lock()
+
+    def add_span_processor(self, span_processor: Any) -> None:
+        with self._receivers_lock:
+            super().add_span_processor(span_processor)
+            self._receivers += (span_processor,)
 
     def on_end(self, span: ReadableSpan) -> None:
-        # The hot path of every span: the private fields are read directly
-        # (the snapshot has no setters, and the SDK's ``BoundedList.__len__``
-        # and ``Status.description`` are Python calls).  A span without events,
-        # links or status description, whose name is known clean and whose
-        # attributes are quiet, returns before any per-record bookkeeping.
-        redactor = self._redactor or get_redactor()
-        try:
-            name, events, links, status = span._name, span._events, span._links, span._status  # noqa: SLF001
-            attributes = span._attributes  # noqa: SLF001
-            has_events = (events._dq if type(events) is BoundedList else events) or (  # noqa: SLF001
-                links._dq if type(links) is BoundedList else links  # noqa: SLF001
-            )
-            described = status is not None and status._description  # noqa: SLF001
-            quiet = attributes is None or redactor._quiet_mapping(attributes)  # noqa: SLF001
-            if quiet and not has_events and not described and (not name or name in redactor._clean):  # noqa: SLF001
-                return
-            counter = _Counter()
-            if name and name not in redactor._clean:  # noqa: SLF001
-                new_name = redactor._text(name, counter)  # noqa: SLF001
-                if new_name is not name:
-                    span._name = new_name  # noqa: SLF001
-            if has_events:
-                _clean_events_and_links(redactor, span, counter)
-            if described:
-                description = redactor._text(status._description, counter)  # noqa: SLF001
-                if description is not status._description:  # noqa: SLF001
-                    span._status = Status(status.status_code, description)  # noqa: SLF001
-            changes = None if quiet else redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
-            if counter.n or changes:
-                span._attributes = _with_count(attributes, changes, counter.n)  # noqa: SLF001
-        except Exception:  # noqa: BLE001 - fall back to dropping every value, never the span
-            span._attributes = {REDACTION_COUNT: len(span.attributes or {})}  # noqa: SLF001
-            span._events = []  # noqa: SLF001
-            span._links = []  # noqa: SLF001
-            span._status = Status(span.status.status_code)  # noqa: SLF001
+        receivers = self._receivers
+        if not receivers:
+            _warn_not_a_chain()
+            return
+        cleaned = (self._redactor or get_redactor()).redacted_span(span)
+        if cleaned is not None:
+            for processor in receivers:
+                processor.on_end(cleaned)
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+
+@functools.cache
+def _warn_not_a_chain() -> None:
+    # Added as one processor among others it cannot hand them a rebuilt span: they would see the original.
+    _log.warning(
+        "amas_otel: RedactingSpanProcessor has no processors to hand redacted spans to; install it as the "
+        "provider's chain, TracerProvider(active_span_processor=RedactingSpanProcessor()), and add exporters to the provider"
+    )
+
+
+class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
+    """A logger provider's processor chain that hands every processor in it the record redacted (body and attributes).
+
+    Install it as ``LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())``
+    (``configure()`` does).  Records emitted by amas-otel's own structlog
+    pipeline were cleaned already and carry a marker, so they are not
+    scanned twice.  The record's body and attributes are replaced through the
+    API record's public fields; a record that cannot be cleaned is dropped
+    and counted in ``amas.redaction.dropped``.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+        self._receivers: tuple[Any, ...] = ()
+        self._receivers_lock = threading.Lock()
+
+    def add_log_record_processor(self, log_record_processor: Any) -> None:
+        with self._receivers_lock:
+            super().add_log_record_processor(log_record_processor)
+            self._receivers += (log_record_processor,)
+
+    def on_emit(self, log_data: Any) -> None:
+        if _redacted_record(self._redactor or get_redactor(), log_data):
+            for processor in self._receivers:
+                processor.on_emit(log_data)
+
+    emit = on_emit  # the name older SDKs call
+
+
+def _rebuilt_if_redacted(redactor: Redactor, span: ReadableSpan, parts: SpanParts, quiet: bool) -> ReadableSpan:
+    """``span`` rebuilt with its ``parts`` redacted, or ``span`` itself when no value changed."""
+    name, attributes, has_events, description = parts
+    counter = _Counter()
+    new_name = redactor.redact_counted(name, counter) if name else name
+    events, links = (_redacted_events(redactor, span, counter), _redacted_links(redactor, span, counter)) if has_events else (None, None)
+    new_description = redactor.redact_counted(description, counter) if description else description
+    changes = None if quiet else redactor.changes(attributes or {}, counter)
+    if not (counter.n or changes or new_name is not name or events is not None or links is not None or new_description is not description):
+        return span
+    status = span.status
+    return _rebuilt_span(
+        span,
+        name=new_name,
+        attributes=_with_count(span.dropped_attributes, attributes, changes, counter.n),
+        events=span.events if events is None else events,
+        links=span.links if links is None else links,
+        status=status if new_description is description else Status(status.status_code, new_description),
+    )
+
+
+def _without_values(span: ReadableSpan) -> ReadableSpan | None:
+    """``span`` with every value dropped (name, attributes, events, links, status description), or None (counted)."""
+    try:
+        return _rebuilt_span(span, name=_ERROR, attributes={REDACTION_COUNT: 1}, events=(), links=(), status=Status(span.status.status_code))
+    except Exception:  # noqa: BLE001 - nothing can be sent safely: drop it, counted
+        _log.warning("amas_otel: cannot rebuild span; it is dropped", exc_info=True)
+        _count_dropped("span")
+        return None
+
+
+def _rebuilt_span(span: ReadableSpan, *, name: str, attributes: Any, events: Any, links: Any, status: Status) -> ReadableSpan:
+    """A ``ReadableSpan`` like ``span`` (through the public constructor) with the given redacted parts."""
+    return ReadableSpan(
+        name=name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=_bounded_list(events, span.dropped_events),
+        links=_bounded_list(links, span.dropped_links),
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _bounded_list(items: Any, dropped: int) -> BoundedList:
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = dropped
+    return bounded
 
 
 def _bounded(original: Any, cleaned: Mapping[str, Any]) -> Any:
@@ -942,43 +1056,32 @@ def _bounded(original: Any, cleaned: Mapping[str, Any]) -> Any:
     return copy
 
 
-def _clean_events_and_links(redactor: Redactor, span: ReadableSpan, counter: _Counter) -> None:
-    events = span._events  # noqa: SLF001 - see RedactingSpanProcessor.on_end
-    if events:
-        new_events = []
-        changed = False
-        for event in events:
-            attrs, n = redactor.redact_mapping(event.attributes) if event.attributes else (event.attributes, 0)
-            event_name = redactor._text(event.name, counter)  # noqa: SLF001
-            if n or event_name is not event.name:
+def _redacted_events(redactor: Redactor, span: ReadableSpan, counter: _Counter) -> list[Any] | None:
+    """The span's events with redacted names and attributes, or None when none changed."""
+    new_events, changed = [], False
+    for event in span.events:
+        attrs, n = redactor.redact_mapping(event.attributes) if event.attributes else (event.attributes, 0)
+        event_name = redactor.redact_counted(event.name, counter)
+        if attrs is not event.attributes or event_name is not event.name:
+            counter.n += n
+            changed = True
+            event = Event(event_name, _bounded(event.attributes, attrs), event.timestamp)
+        new_events.append(event)
+    return new_events if changed else None
+
+
+def _redacted_links(redactor: Redactor, span: ReadableSpan, counter: _Counter) -> list[Any] | None:
+    """The span's links with redacted attributes, or None when none changed."""
+    new_links, changed = [], False
+    for link in span.links:
+        if link.attributes:
+            attrs, n = redactor.redact_mapping(link.attributes)
+            if attrs is not link.attributes:
                 counter.n += n
                 changed = True
-                event = Event(event_name, _bounded(event.attributes, attrs), event.timestamp)
-            new_events.append(event)
-        if changed:
-            span._events = _rebuilt(events, new_events)  # noqa: SLF001
-    links = span._links  # noqa: SLF001
-    if links:
-        new_links = []
-        changed = False
-        for link in links:
-            if link.attributes:
-                attrs, n = redactor.redact_mapping(link.attributes)
-                if n:
-                    counter.n += n
-                    changed = True
-                    link = trace.Link(link.context, _bounded(link.attributes, attrs))
-            new_links.append(link)
-        if changed:
-            span._links = _rebuilt(links, new_links)  # noqa: SLF001
-
-
-def _rebuilt(original: Any, items: list[Any]) -> BoundedList:
-    """A BoundedList like ``original`` (same limit and dropped count) holding ``items``."""
-    limit = original._dq.maxlen if isinstance(original, BoundedList) else None  # noqa: SLF001 - no public getter
-    bounded = BoundedList.from_seq(limit, items)
-    bounded.dropped = getattr(original, "dropped", 0)
-    return bounded
+                link = trace.Link(link.context, _bounded(link.attributes, attrs))
+        new_links.append(link)
+    return new_links if changed else None
 
 
 def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
@@ -989,76 +1092,74 @@ def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
         target[new] = target.pop(old)
 
 
-def _with_count(attributes: Any, changes: Mapping[str, Any] | None, count: int) -> Any:
-    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added."""
+def _with_count(dropped: int, attributes: Any, changes: Mapping[str, Any] | None, count: int) -> BoundedAttributes:
+    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added (when any), ``dropped`` kept."""
     cleaned = dict(attributes or {})
     if changes:
-        _apply(cleaned, changes)
+        _apply(cleaned, changes)  # type: ignore[arg-type]
     if count:
         cleaned[REDACTION_COUNT] = count
-    return _bounded(attributes, cleaned)
+    bounded = BoundedAttributes(None, cleaned, immutable=True)
+    bounded.dropped = dropped
+    return bounded
 
 
-# --- log record processor ------------------------------------------------------------
-
-
-class RedactingLogRecordProcessor(LogRecordProcessor):
-    """An OTel ``LogRecordProcessor`` cleaning bodies and attributes before the exporters.
-
-    Records emitted by amas-otel's own structlog pipeline were cleaned already
-    and carry a marker, so they are not scanned twice.
-    """
-
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        self._redactor = redactor
-
-    def on_emit(self, log_data: Any) -> None:
-        record = getattr(log_data, "log_record", log_data)
-        if getattr(record, "_amas_redacted", False):
-            return
-        redactor = self._redactor or get_redactor()
+def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
+    """Clean ``log_data``'s API record in place (its public ``body`` and ``attributes``); False (counted) when it cannot be."""
+    try:
+        record = log_data.log_record
+        if getattr(record, "_amas_redacted", False):  # cleaned by the structlog pipeline
+            return True
         counter = _Counter()
         try:
             body = record.body
-            if body is not None:
-                new_body = redactor._any(body, counter)  # noqa: SLF001
-                if new_body is not body:
-                    record.body = new_body
+            new_body = redactor.redact_counted(body, counter) if body is not None else body
             attributes = record.attributes
-            changes = None
-            if attributes is not None and not redactor._quiet_mapping(attributes):  # noqa: SLF001
-                changes = redactor._changes(attributes, counter, _NOTHING)  # noqa: SLF001
-            if counter.n or changes:
-                record.attributes = _with_count(attributes, changes, counter.n)
-        except Exception:  # noqa: BLE001 - never drop the record
-            record.body = _ERROR
-            record.attributes = {REDACTION_COUNT: 1}
-
-    emit = on_emit  # the name older SDKs call
-
-    def enabled(self, *args: Any, **kwargs: Any) -> bool:
+            changes = None if attributes is None or redactor.is_quiet(attributes) else redactor.changes(attributes, counter)
+            if not (counter.n or changes or new_body is not body):
+                return True
+            cleaned = dict(attributes or {})
+            if changes:
+                _apply(cleaned, changes)
+            if counter.n:
+                cleaned[REDACTION_COUNT] = counter.n
+            new_attributes = _bounded(attributes, cleaned)
+        except Exception:  # noqa: BLE001 - the engine failed on a value: mask the record, keep it
+            _log.warning("amas_otel: cannot redact a log record; its body and attributes are masked", exc_info=True)
+            new_body, new_attributes = _ERROR, {REDACTION_COUNT: 1}
+        record.body = new_body
+        record.attributes = new_attributes
+        # What the exporters will read, read back the way they read it.
+        if log_data.log_record.body is not new_body or log_data.log_record.attributes is not new_attributes:
+            raise RuntimeError("the record did not take the redacted values")
         return True
+    except Exception:  # noqa: BLE001 - fail closed: the record is not sent
+        _log.warning("amas_otel: cannot redact a log record; it is dropped", exc_info=True)
+        _count_dropped("log_record")
+        return False
 
-    def shutdown(self) -> None:
-        return None
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+def _count_dropped(signal: str) -> None:
+    try:
+        from opentelemetry import metrics
+
+        metrics.get_meter(INSTRUMENTATION_SCOPE).create_counter(
+            REDACTION_DROPPED, unit="{item}", description="Spans and log records dropped because they could not be redacted"
+        ).add(1, {REDACTION_SIGNAL: signal})
+    except Exception:  # noqa: BLE001
+        _log.debug("amas_otel: cannot count a dropped item", exc_info=True)
 
 
 def _on_configure(settings: Any, state: Any) -> None:
     # Validates LOG_REDACT_PATTERNS now: a bad pattern fails configure(), not a later export.
     configure_redaction(Redactor(settings.logging.security_level, settings.logging.redact_patterns))
-    if state.tracer_provider is not None:
-        state.tracer_provider.add_span_processor(RedactingSpanProcessor())
-        state.logger_provider.add_log_record_processor(RedactingLogRecordProcessor())
+    # The providers were built with RedactingSpanProcessor / RedactingLogRecordProcessor as their chains (sdk._build).
 
 
 def _register() -> None:
-    from amas_otel import sdk
+    from amas_otel.sdk import add_hooks
 
-    if _on_configure not in sdk._on_configure:  # noqa: SLF001 - the documented hook list
-        sdk._on_configure.append(_on_configure)  # noqa: SLF001
+    add_hooks(on_configure=_on_configure)
 
 
 _register()

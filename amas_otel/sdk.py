@@ -146,6 +146,9 @@ def configure(
                     "these settings as environment variables or in config/*.yaml"
                 )
             return _state.settings
+        from amas_otel._fastpath import check_all
+
+        check_all()  # each fast path on only if its versions were tested and its self-test passes
         state = _build(settings)
         state.first_use = _first_use_running
         try:
@@ -240,15 +243,24 @@ def _build(settings: Settings) -> _State:
                 )
             )
     from amas_otel.metrics import metric_views
+    from amas_otel.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
 
-    state.tracer_provider = TracerProvider(resource=state.resource, sampler=_sampler(otel), shutdown_on_exit=False)
+    # Every processor added to these providers gets spans and records redacted (amas_otel.redaction).
+    state.tracer_provider = TracerProvider(
+        resource=state.resource,
+        sampler=_sampler(otel),
+        shutdown_on_exit=False,
+        active_span_processor=RedactingSpanProcessor(),
+    )
     state.meter_provider = MeterProvider(
         resource=state.resource,
         metric_readers=readers,
         views=metric_views(settings.metrics.cardinality_limit),
         shutdown_on_exit=False,
     )
-    state.logger_provider = LoggerProvider(resource=state.resource, shutdown_on_exit=False)
+    state.logger_provider = LoggerProvider(
+        resource=state.resource, shutdown_on_exit=False, multi_log_record_processor=RedactingLogRecordProcessor()
+    )
     return state
 
 
@@ -297,10 +309,15 @@ def _span_processor(name: str, otel: OtelSettings) -> BatchSpanProcessor:
 
         return BatchSpanProcessor(OTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
     # The SDK's HTTP exporter with a direct protobuf encoder (the same bytes for
-    # a fraction of the CPU), fed spans encoded as they end: see _otlp_spans.
-    from amas_otel._otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter
+    # a fraction of the CPU), fed spans encoded as they end, while that fast path
+    # is on: see amas_otel._fastpath.otlp_spans.  Else the SDK's own.
+    from amas_otel._fastpath.otlp_spans import SPAN_EXPORT, EncodingBatchSpanProcessor, FastOTLPSpanExporter
 
-    return EncodingBatchSpanProcessor(FastOTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
+    if SPAN_EXPORT.enabled():
+        return EncodingBatchSpanProcessor(FastOTLPSpanExporter(**_otlp_kwargs(otel, "traces")))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
+
+    return BatchSpanProcessor(HTTPSpanExporter(**_otlp_kwargs(otel, "traces")))
 
 
 def _metric_exporter(name: str, otel: OtelSettings) -> Any:

@@ -78,6 +78,16 @@ CLIENT_ADDRESS = "client.address"
 # --- redaction -------------------------------------------------------------
 #: Number of values redacted in a span / log record (like the collector redaction processor's summary).
 REDACTION_COUNT = "amas.redaction.count"
+#: Counter of spans / log records dropped because redaction could not run as designed (fail closed).
+REDACTION_DROPPED = "amas.redaction.dropped"
+#: Attribute of REDACTION_DROPPED: ``span`` or ``log_record``.
+REDACTION_SIGNAL = "amas.redaction.signal"
+
+# --- fast paths ------------------------------------------------------------
+#: Counter of fast paths switched off at run time after an error (amas_otel._fastpath.gate).
+FASTPATH_FAILURES = "amas.fastpath.failures"
+#: Attribute of FASTPATH_FAILURES: the fast path's name (``span_export``, ``span_fields``, ``log_export``, ``histogram``).
+FASTPATH_NAME = "amas.fastpath.name"
 
 # --- encodable telemetry (amas_otel._sanitize) -------------------------------
 #: Observable counter, unit "{value}": telemetry values UTF-8 cannot encode (lone surrogates) or the

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from opentelemetry import metrics, trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.trace import Status, StatusCode
 
 from amas_otel.sdk import configure_on_first_use
@@ -116,24 +115,3 @@ def _record(span: trace.Span, exc: BaseException) -> None:
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
     span.set_attribute("error.type", type(exc).__qualname__)
-
-
-def _set_valid_attributes(span: Any, attributes: dict[str, Any]) -> None:
-    """``span.set_attributes(attributes)`` for values that are valid as they are (str, bool, int, float; non-empty str keys).
-
-    The SDK validates every value of every call again (some thousands of
-    instructions per attribute, the largest part of a span's cost); an SDK
-    span's attributes take them directly when no value-length limit applies and
-    they fit under the count limit.  Anything else goes through the SDK.
-    """
-    target = getattr(span, "_attributes", None)
-    if type(target) is BoundedAttributes and target.max_value_len is None:
-        try:
-            with target._lock:  # noqa: SLF001
-                store = target._dict  # noqa: SLF001
-                if not target._immutable and (target.maxlen is None or len(store) + len(attributes) <= target.maxlen):  # noqa: SLF001
-                    store.update(attributes)
-                    return
-        except AttributeError:  # another SDK version's internals: its public path below
-            pass
-    span.set_attributes(attributes)

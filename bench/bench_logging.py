@@ -96,8 +96,7 @@ def _orjson_renderer(logger: object, method_name: str, event_dict: dict) -> str:
 
 def bench_logging() -> dict[str, float]:
     null = open(os.devnull, "w")  # noqa: SIM115 - lives for the whole run
-    provider = LoggerProvider()
-    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())
     batch = BatchLogRecordProcessor(_NullLogs(), max_queue_size=2 * N_LOG, max_export_batch_size=512)
     provider.add_log_record_processor(batch)
     tracer = TracerProvider().get_tracer("bench")
@@ -150,9 +149,7 @@ def bench_logging() -> dict[str, float]:
 
 def bench_spans() -> tuple[float, float, float]:
     def provider(redact: bool) -> TracerProvider:
-        tp = TracerProvider()
-        if redact:
-            tp.add_span_processor(RedactingSpanProcessor(Redactor("medium")))
+        tp = TracerProvider(active_span_processor=RedactingSpanProcessor(Redactor("medium"))) if redact else TracerProvider()
         tp.add_span_processor(BatchSpanProcessor(_NullSpans(), max_queue_size=2 * N_SPAN, max_export_batch_size=512))
         return tp
 

@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from amas_otel._otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter
+from amas_otel._fastpath.otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter
 from bench_http import _Sink  # the OTLP sink the HTTP benchmark uses
 
 SPANS = 4_000  # per round and case

@@ -2,17 +2,24 @@
 # with amas-otel installed, a Prometheus server unpacked from Debian's package, and
 # the PostgreSQL and Redis binaries the tests start their throwaway servers from.
 
-amas_venv() {  # amas_venv EXTRAS
-  local venv="${AMAS_VENV:-.venv}" extras="$1" stamp
+amas_venv() {  # amas_venv EXTRAS [CONSTRAINTS]
+  # Without CONSTRAINTS: the newest releases pyproject.toml allows (upgraded whenever it changes);
+  # with a constraints file (constraints/oldest.txt): exactly those releases.
+  local venv="${AMAS_VENV:-.venv}" extras="$1" constraints="${2:-}" stamp pins
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
-  stamp="$venv/.amas-installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${extras//,/_}"
+  if [ -n "$constraints" ]; then
+    pins=(-c "$constraints")
+  else
+    pins=(--upgrade --upgrade-strategy eager)
+  fi
+  stamp="$venv/.amas-installed-$(cat pyproject.toml ${constraints:+"$constraints"} | sha1sum | cut -c1-12)-${extras//,/_}"
   if [ ! -f "$stamp" ]; then
     mkdir -p .cache
     # Build-backend chatter goes to a log; it is shown only when the install fails.
     if ! { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip &&
-           "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"; } >.cache/pip-install.log 2>&1; then
+           "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" -e ".[${extras}]"; } >.cache/pip-install.log 2>&1; then
       cat .cache/pip-install.log >&2
       echo "installing amas-otel[${extras}] into $venv failed (log above, also in .cache/pip-install.log)" >&2
       return 1

@@ -43,6 +43,17 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def _fast_paths_restored() -> Iterator[None]:
+    """A test that switches a fast path off (a simulated SDK change) leaves it as it found it."""
+    from amas_otel._fastpath import fast_paths
+
+    saved = {path: (path.on, path.reason, path.tested, path.checked) for path in fast_paths().values()}
+    yield
+    for path, (on, reason, tested, checked) in saved.items():
+        path.on, path.reason, path.tested, path.checked = on, reason, tested, checked
+
+
 @pytest.fixture
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     with OtlpReceiver() as receiver:

@@ -55,14 +55,12 @@ class Pipeline:
 
 def build_pipeline(**config: Any) -> Pipeline:
     stream = io.StringIO()
-    tracer_provider = TracerProvider()
+    tracer_provider = TracerProvider(active_span_processor=RedactingSpanProcessor())
     spans = InMemorySpanExporter()
     tracer_provider.add_span_processor(CorrelationSpanProcessor())
-    tracer_provider.add_span_processor(RedactingSpanProcessor())
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    logger_provider = LoggerProvider()
+    logger_provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())
     logs = InMemoryLogRecordExporter()
-    logger_provider.add_log_record_processor(RedactingLogRecordProcessor())
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])

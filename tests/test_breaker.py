@@ -397,14 +397,18 @@ def test_timeouts_on_loops_of_several_threads(tel: Telemetry) -> None:
     assert breaker.get_stats()["timeouts"] == 4
 
 
-async def test_timeouts_without_asyncio_task_registry(tel: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Where asyncio keeps no {loop: task} dict, every timed call takes the slow path, and still times out.
-    import amas_otel.breaker as module
+async def test_a_timeout_error_raised_by_the_call_is_its_failure_not_the_breakers_timeout(tel: Telemetry) -> None:
+    breaker = tel.service.create_breaker("own-timeout", cfg(timeout=5, failure_threshold=100, failure_exceptions=(TimeoutError,)))
 
-    monkeypatch.setattr(module, "_tasks_running", {})
-    breaker = tel.service.create_breaker("no-registry", cfg(timeout=0.05, failure_threshold=100))
-    assert await breaker.call(quick) == "ok"
-    assert await seconds_to_time_out(breaker) < 1
+    async def gives_up() -> None:
+        raise TimeoutError("the dependency's own deadline")
+
+    with pytest.raises(TimeoutError, match="the dependency's own deadline") as raised:
+        await breaker.call(gives_up)
+    assert not isinstance(raised.value, CircuitBreakerTimeoutError)
+    stats = breaker.get_stats()
+    assert stats["failures"] == 1 and stats["timeouts"] == 0
+    assert await seconds_to_time_out(tel.service.create_breaker("deadline", cfg(timeout=0.05, failure_threshold=100))) < 1
 
 
 def test_sync_timeout_is_measured_and_counted(tel: Telemetry) -> None:
@@ -657,6 +661,24 @@ def test_requests_timeout_comes_from_the_breaker(tel: Telemetry, http_server: st
     assert tel.service.get_breaker("slowdep").state is CircuitState.OPEN
 
 
+def test_tally_counts_exactly_across_threads_and_reads() -> None:
+    from amas_otel._counting import Tally
+
+    tally = Tally()
+    assert tally.value() == 0 and tally.value() == 0  # reading does not count
+
+    def step() -> None:
+        for _ in range(20_000):
+            next(tally)
+
+    threads = [threading.Thread(target=step) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    seen = [tally.value() for _ in range(50)]  # reads while counting
+    for thread in threads:
+        thread.join()
+    assert seen == sorted(seen) and tally.value() == 80_000 and tally.value() == 80_000
+
 
 def test_half_open_trial_limit_holds_across_phases(tel: Telemetry) -> None:
     """A trial still running from the previous HALF_OPEN period counts against the next one's limit."""
@@ -710,3 +732,24 @@ def test_half_open_trial_limit_holds_across_phases(tel: Telemetry) -> None:
     assert peak == 2
     assert outcome == {"slow": "ran", "failing": "failed", "next-1": "ran", "next-2": "rejected"}
     assert breaker.get_stats()["half_open_in_flight"] == 0
+
+
+async def test_timed_calls_hold_only_the_calls_in_flight(tel: Telemetry) -> None:
+    """A slow call does not keep the deadlines of the thousands of quick ones that finished after it started."""
+    import amas_otel.breaker as module
+
+    breaker = tel.service.create_breaker("in-flight", cfg(timeout=5, failure_threshold=100))
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "slow"
+
+    slow_call = asyncio.create_task(breaker.call(slow))
+    await asyncio.sleep(0)
+    for _ in range(1000):
+        assert await breaker.call(quick) == "ok"
+    assert len(module._thread.deadlines.running) == 1  # the slow call only
+    release.set()
+    assert await slow_call == "slow"
+    assert not module._thread.deadlines.running

@@ -170,8 +170,12 @@ def _export_one(processors: list[Any], limits: Any = None, configurator: Any = N
     kwargs = {"log_record_limits": limits} if limits else {}
     if configurator:
         kwargs["_logger_configurator"] = configurator
-    provider = LoggerProvider(resource=Resource.create({"service.name": "payments-svc"}), shutdown_on_exit=False, **kwargs)
-    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": "payments-svc"}),
+        shutdown_on_exit=False,
+        multi_log_record_processor=RedactingLogRecordProcessor(),
+        **kwargs,
+    )
     for processor in processors:
         provider.add_log_record_processor(processor)
     exporter = InMemoryLogRecordExporter()
@@ -246,8 +250,9 @@ def test_record_limits_and_disabled_loggers_apply_to_batch_export(make_pipeline:
 
 def _batch_provider(exporter: Any, meter_provider: Any = None, **batch: Any) -> tuple[LoggerProvider, Any]:
     """A provider with only redaction and one batch processor (the pipeline's direct route), and its queue."""
-    provider = LoggerProvider(shutdown_on_exit=False, meter_provider=meter_provider)
-    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    provider = LoggerProvider(
+        shutdown_on_exit=False, meter_provider=meter_provider, multi_log_record_processor=RedactingLogRecordProcessor()
+    )
     processor = BatchLogRecordProcessor(exporter, **batch)
     provider.add_log_record_processor(processor)
     configure_logging(LoggingConfig(stream=io.StringIO()), logger_provider=provider)

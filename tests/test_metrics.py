@@ -289,7 +289,7 @@ def test_fast_measurement_equals_the_sdk_constructed_one() -> None:
     from opentelemetry.context import get_current
     from opentelemetry.sdk.metrics._internal.measurement import Measurement
 
-    from amas_otel import metrics as module
+    from amas_otel._fastpath import histogram as module
 
     histogram = MetricsService(meter_provider=MeterProvider(), system_metrics=False)._http_duration
     made = module._new_measurement(0.25, 123, histogram, get_current())

@@ -317,9 +317,8 @@ def test_a_custom_pattern_turns_the_fast_path_off() -> None:
 
 
 def _provider(redactor: Redactor) -> tuple[TracerProvider, InMemorySpanExporter]:
-    provider = TracerProvider()
+    provider = TracerProvider(active_span_processor=RedactingSpanProcessor(redactor))
     exporter = InMemorySpanExporter()
-    provider.add_span_processor(RedactingSpanProcessor(redactor))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
 
@@ -415,6 +414,21 @@ def test_log_record_processor_cleans_records_from_other_sources(make_pipeline: A
     record = p.logs.get_finished_logs()[-1].log_record
     assert record.body == "login [REDACTED:email]"
     assert dict(record.attributes) == {"session": "[REDACTED:session]", "ok": 1, REDACTION_COUNT: 2}
+
+
+def test_redacting_span_processor_added_as_one_processor_among_others_says_how_to_install_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from amas_otel import redaction
+
+    redaction._warn_not_a_chain.cache_clear()
+    provider = TracerProvider()
+    provider.add_span_processor(RedactingSpanProcessor(MEDIUM))  # the old way: it cannot clean what others see
+    with caplog.at_level("WARNING", logger="amas_otel.redaction"):
+        provider.get_tracer("t").start_span("a").end()
+        provider.get_tracer("t").start_span("b").end()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "amas_otel.redaction"]
+    assert len(warnings) == 1 and "TracerProvider(active_span_processor=RedactingSpanProcessor())" in warnings[0]
 
 
 # --- issue 16: reprs, pairs, whole values, keyless secrets ------------------------------------------
@@ -517,3 +531,23 @@ def test_the_corpus_of_ordinary_values_survives_every_level_and_no_generated_sec
             assert leaked == {}, level
         elif level == "medium":
             assert set(leaked) == {k for k in leaks if k.startswith(("DER", "random token"))}, level
+
+
+def test_a_record_the_engine_fails_on_is_masked_and_still_exported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from amas_otel.redaction import RedactingLogRecordProcessor
+
+    def broken(self: Any, value: Any, counter: Any) -> Any:
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(Redactor, "redact_counted", broken)
+    memory = InMemoryLogRecordExporter()
+    provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor(MEDIUM))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    provider.get_logger("lib").emit(LogRecord(body="password=hunter2", attributes={"token": "abc"}))
+    (exported,) = memory.get_finished_logs()
+    assert exported.log_record.body == "[REDACTED:error]"
+    assert dict(exported.log_record.attributes) == {REDACTION_COUNT: 1}

@@ -37,12 +37,10 @@ def _otlp_pipeline(receiver: OtlpReceiver, fmt: str = "json", level: str = "medi
     """Spans and log records redacted and sent to ``receiver`` one by one; log lines (``fmt``) in the returned stream."""
     import io
 
-    tracer_provider = TracerProvider()
+    tracer_provider = TracerProvider(active_span_processor=RedactingSpanProcessor())
     tracer_provider.add_span_processor(CorrelationSpanProcessor())
-    tracer_provider.add_span_processor(RedactingSpanProcessor())
     tracer_provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces", timeout=5)))
-    logger_provider = LoggerProvider()
-    logger_provider.add_log_record_processor(RedactingLogRecordProcessor())
+    logger_provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", timeout=5)))
     stream = io.StringIO()
     configure_logging(

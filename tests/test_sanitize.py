@@ -18,7 +18,6 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 
 from amas_otel import _sanitize, semconv
-from amas_otel._counting import count_of
 from amas_otel._sanitize import RecordIsolatingLogExporter, valid_text
 from amas_otel.logging import LoggingConfig, configure_logging, get_logger
 from amas_otel.redaction import RedactingLogRecordProcessor
@@ -50,7 +49,7 @@ def test_valid_text_replaces_lone_surrogates_and_joins_pairs() -> None:
 def test_logging_calls_with_lone_surrogates_or_tuple_keys_never_raise_nor_lose_their_line(make_pipeline: Any, fmt: str) -> None:
     stream = _strict_stream()
     configure_logging(LoggingConfig(stream=stream, format=fmt, enable_metrics=False))
-    before = count_of(_sanitize._sanitized)  # noqa: SLF001 - the module's own count
+    before = _sanitize._sanitized.value()  # noqa: SLF001 - the module's own count
     log = get_logger("svc")
     log.info("bad \ud800 message", value="x\udcff", nested={"k": ["\ud800"]}, table={("a", 1): "tuple key"})
     log.info("second", **{"key\udcff": "v"})
@@ -62,12 +61,11 @@ def test_logging_calls_with_lone_surrogates_or_tuple_keys_never_raise_nor_lose_t
     if fmt == "json":
         first = json.loads(lines[0])
         assert first["value"] == "x\ufffd" and first["nested"] == {"k": ["\ufffd"]} and first["table"] == {"('a', 1)": "tuple key"}
-    assert count_of(_sanitize._sanitized) - before >= 5  # noqa: SLF001
+    assert _sanitize._sanitized.value() - before >= 5  # noqa: SLF001
 
 
 def test_one_bad_record_never_takes_the_otlp_batch_down(receiver: OtlpReceiver, make_pipeline: Any) -> None:
-    provider = LoggerProvider()
-    provider.add_log_record_processor(RedactingLogRecordProcessor())
+    provider = LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())
     exporter = RecordIsolatingLogExporter(OTLPLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", timeout=5))
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=60_000))
     stream = _strict_stream()
@@ -104,7 +102,7 @@ def test_a_record_that_cannot_be_encoded_is_dropped_alone_counted_and_reported(
 ) -> None:
     exporter = RecordIsolatingLogExporter(OTLPLogExporter(endpoint=f"{receiver.endpoint}/v1/logs", timeout=5))
     start = len(receiver.log_records())
-    dropped = count_of(_sanitize._dropped)  # noqa: SLF001
+    dropped = _sanitize._dropped.value()  # noqa: SLF001
     batch = [_record(f"r{i}") for i in range(20)]
     batch[7] = _record("refused", trace_id="not a number")
     with caplog.at_level(logging.ERROR, logger="amas_otel.export"):
@@ -112,7 +110,7 @@ def test_a_record_that_cannot_be_encoded_is_dropped_alone_counted_and_reported(
     assert receiver.wait_for(lambda: len(receiver.log_records()) - start >= 19)
     bodies = [r.body.string_value for r in receiver.log_records()[start:]]
     assert sorted(bodies) == sorted(f"r{i}" for i in range(20) if i != 7)
-    assert count_of(_sanitize._dropped) == dropped + 1  # noqa: SLF001
+    assert _sanitize._dropped.value() == dropped + 1  # noqa: SLF001
     assert [r.getMessage() for r in caplog.records if "dropped a log record" in r.getMessage()]
     # Lines about dropped records are not held back by the exporters' once-a-minute filter.
     assert not logging.getLogger("amas_otel.export").filters
@@ -126,9 +124,9 @@ def test_a_failure_that_is_not_about_encoding_is_returned_as_it_was() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     exporter = RecordIsolatingLogExporter(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs", timeout=0.5))
-    dropped, sanitized = count_of(_sanitize._dropped), count_of(_sanitize._sanitized)  # noqa: SLF001
+    dropped, sanitized = _sanitize._dropped.value(), _sanitize._sanitized.value()  # noqa: SLF001
     assert exporter.export([_record("a"), _record("b")]) is LogRecordExportResult.FAILURE
-    assert (count_of(_sanitize._dropped), count_of(_sanitize._sanitized)) == (dropped, sanitized)  # noqa: SLF001
+    assert (_sanitize._dropped.value(), _sanitize._sanitized.value()) == (dropped, sanitized)  # noqa: SLF001
 
 
 CHILD = textwrap.dedent(

@@ -1,4 +1,4 @@
-"""amas_otel._otlp_spans: the direct OTLP encoder writes what the SDK's encoder writes, and exports over real HTTP."""
+"""amas_otel._fastpath.otlp_spans: the direct OTLP encoder writes what the SDK's encoder writes, and exports over real HTTP."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from amas_otel import _otlp_spans
-from amas_otel._otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter, encode_spans
+from amas_otel._fastpath import otlp_spans as _otlp_spans
+from amas_otel._fastpath.otlp_spans import EncodingBatchSpanProcessor, FastOTLPSpanExporter, encode_spans
 from tests.support.otlp import OtlpReceiver, attributes
 
 
@@ -146,7 +146,9 @@ def test_encoding_processor_queues_only_sampled_spans_as_bytes_the_collector_nev
     provider.shutdown()
 
 
-def test_a_span_that_cannot_be_encoded_is_left_out_alone(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_span_the_fast_encoder_fails_on_goes_through_the_sdk_encoder_and_the_fast_path_stops(
+    otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     provider, processor, _ = _encoding_provider(otlp_receiver, schedule_delay_millis=60_000)
     tracer = provider.get_tracer("amas.test")
     real = _otlp_spans._span
@@ -158,12 +160,36 @@ def test_a_span_that_cannot_be_encoded_is_left_out_alone(otlp_receiver: OtlpRece
 
     monkeypatch.setattr(_otlp_spans, "_span", failing)
     for name in ("before", "bad", "after"):
-        tracer.start_span(name).end()  # "bad" is queued as a ReadableSpan; ending it raised nothing
+        tracer.start_span(name).end()  # ending "bad" raised nothing
     assert processor.force_flush()
-    assert sorted(s.name for s in otlp_receiver.spans()) == ["after", "before"]
+    # Nothing lost: "bad" and everything after it went through the SDK's encoder.
+    assert sorted(s.name for s in otlp_receiver.spans()) == ["after", "bad", "before"]
+    assert not _otlp_spans.SPAN_EXPORT.on
+    warnings = [r for r in caplog.records if "fast path span_export failed" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
     provider.shutdown()
 
 
 def test_encoding_processor_takes_only_the_fast_exporter() -> None:
     with pytest.raises(TypeError, match="span_exporter must be a FastOTLPSpanExporter, got InMemorySpanExporter"):
         EncodingBatchSpanProcessor(InMemorySpanExporter())  # type: ignore[arg-type]
+
+
+def test_the_fast_exporter_records_the_sdk_exporters_own_metrics(otlp_receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")  # the SDK's switch for them
+    reader = InMemoryMetricReader()
+    exporter = FastOTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces", timeout=5, meter_provider=MeterProvider(metric_readers=[reader]))
+    spans = _spans()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exported = [
+        point.value
+        for rm in reader.get_metrics_data().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "otel.sdk.exporter.span.exported"
+        for point in metric.data.data_points
+    ]
+    assert exported == [len(spans)]

@@ -10,6 +10,12 @@ and scopes are encoded once per object, ``(key, value)`` attributes once per
 distinct pair (bounded cache), and only rare parts (events, links, non-scalar
 values) go through the SDK's protobuf encoder.  :class:`EncodingBatchSpanProcessor`
 encodes each span when it ends, so its export queue holds bytes, not span objects.
+
+The fast path ``span_export`` (:data:`SPAN_EXPORT`): its public twin is the
+SDK's encoder (``opentelemetry.exporter.otlp.proto.common.trace_encoder.encode_spans``)
+behind the SDK's ``BatchSpanProcessor`` and ``OTLPSpanExporter``.  When the
+gate is closed, ``configure()`` uses those; when the encoder raises at run
+time, the fast path switches off and the span goes through the SDK's encoder.
 """
 
 from __future__ import annotations
@@ -26,15 +32,18 @@ from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_value,
 )
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_events, _encode_links
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanKind
 
-from amas_otel._batch_queue import enqueue, enqueues
+from amas_otel._fastpath.batch_queue import enqueue, enqueues
+from amas_otel._fastpath.gate import FastPath
+from amas_otel._fastpath.versions import OTEL_SDK, OTLP_EXPORTER
 from amas_otel.semconv import CORRELATION_ID
 
-__all__ = ["encode_span", "encode_request", "encode_spans", "FastOTLPSpanExporter", "EncodingBatchSpanProcessor"]
+__all__ = ["SPAN_EXPORT", "encode_span", "encode_request", "encode_spans", "FastOTLPSpanExporter", "EncodingBatchSpanProcessor"]
 
 _log = logging.getLogger("amas_otel.sdk")
 
@@ -260,35 +269,54 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
 
 
 class FastOTLPSpanExporter(OTLPSpanExporter):
-    """The SDK's OTLP/HTTP span exporter (same options, transport, retries) with :func:`encode_request`.
+    """The SDK's OTLP/HTTP span exporter (same options, transport, retries, self-metrics) with :func:`encode_request`.
 
     ``export`` takes ``ReadableSpan`` objects, or the items
-    :class:`EncodingBatchSpanProcessor` queued (spans encoded already).
+    :class:`EncodingBatchSpanProcessor` queued (spans encoded already).  With
+    :data:`SPAN_EXPORT` off it is the SDK's exporter: spans not encoded yet
+    go through the SDK's encoder.
     """
 
     def export(self, spans: Sequence[ReadableSpan | EncodedSpan]) -> SpanExportResult:
+        encoded, plain = _encodable(spans)
+        if not encoded:
+            return super().export(plain)  # type: ignore[arg-type]
         if self._shutdown:
             _log.warning("amas_otel: span exporter already shut down, ignoring batch")
             return SpanExportResult.FAILURE
-        data = encode_request(_encodable(spans))
-        if 0 < self._max_request_size < len(data):
-            _log.warning("amas_otel: dropping a span batch of %d bytes (max_request_size %d)", len(data), self._max_request_size)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS if self._client.export(data).success else SpanExportResult.FAILURE
+        with self._metrics.export_operation(len(spans)) as result:
+            # Concatenated requests are one request: protobuf appends repeated fields.
+            data = encode_request(encoded) + (sdk_encode_spans(plain).SerializePartialToString() if plain else b"")
+            if 0 < self._max_request_size < len(data):
+                _log.warning("amas_otel: dropping a span batch of %d bytes (max_request_size %d)", len(data), self._max_request_size)
+                result.error = ValueError(f"span batch of {len(data)} bytes exceeds max_request_size {self._max_request_size}")
+                return SpanExportResult.FAILURE
+            sent = self._client.export(data)
+            if not sent.success:
+                result.error = sent.error
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
 
-def _encodable(spans: Sequence[ReadableSpan | EncodedSpan]) -> list[EncodedSpan]:
-    """``spans`` encoded (the ones not encoded yet), leaving out and logging the ones that cannot be.
+def _encodable(spans: Sequence[ReadableSpan | EncodedSpan]) -> tuple[list[EncodedSpan], list[ReadableSpan]]:
+    """``(encoded items, spans for the SDK's encoder)``: spans not encoded yet are encoded while the fast path is on.
 
-    A bad span is dropped, never the batch, nor raised into the processor.
+    An encoder error switches the fast path off: that span and the rest go to the SDK's encoder.
     """
-    items = []
+    encoded: list[Any] = []
+    plain: list[Any] = []
     for span in spans:
-        try:
-            items.append(span if span.__class__ is tuple else encode_span(span))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001
-            _log.exception("amas_otel: cannot encode span %r; it is left out of the export", getattr(span, "name", span))
-    return items  # type: ignore[return-value]
+        if span.__class__ is tuple:
+            encoded.append(span)
+            continue
+        if SPAN_EXPORT.on:
+            try:
+                encoded.append(encode_span(span))  # type: ignore[arg-type]
+                continue
+            except Exception as exc:  # noqa: BLE001 - the public encoder takes it
+                SPAN_EXPORT.failed(exc)
+        plain.append(span)
+    return encoded, plain
 
 
 class EncodingBatchSpanProcessor(BatchSpanProcessor):
@@ -299,8 +327,8 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
     being kept as a ``ReadableSpan`` until the export thread encodes the
     batch: the same work, but the queue holds about 400 bytes per span that
     the garbage collector never visits, and the export thread only joins
-    them and sends.  A span that cannot be encoded here is queued as it is
-    (the exporter tries again and reports it).
+    them and sends.  With :data:`SPAN_EXPORT` off (or switched off by an
+    encoder error) spans are queued as the SDK's processor queues them.
     """
 
     def __init__(self, span_exporter: FastOTLPSpanExporter, *args: Any, **kwargs: Any) -> None:
@@ -308,17 +336,31 @@ class EncodingBatchSpanProcessor(BatchSpanProcessor):
             raise TypeError(f"span_exporter must be a FastOTLPSpanExporter, got {type(span_exporter).__name__}")
         super().__init__(span_exporter, *args, **kwargs)
         queue = self._batch_processor
-        self._queue = queue if enqueues(queue) else None
+        self._queue = queue if SPAN_EXPORT.enabled() and enqueues(queue) else None
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span._context  # noqa: SLF001 - the property is a Python call
-        if context is None or not context.trace_flags & 1:  # not sampled
+        queue = self._queue
+        if queue is None or not SPAN_EXPORT.on:
+            super().on_end(span)
             return
         try:
-            item: Any = encode_span(span)
-        except Exception:  # noqa: BLE001 - never raised into the code that ended the span
-            item = span
-        if self._queue is not None:
-            enqueue(self._queue, item)
-        else:
-            self._batch_processor.emit(item)
+            context = span._context  # noqa: SLF001 - the property is a Python call
+            if context is None or not context.trace_flags & 1:  # not sampled
+                return
+            enqueue(queue, encode_span(span))
+        except Exception as exc:  # noqa: BLE001 - never raised into the code that ended the span
+            SPAN_EXPORT.failed(exc)
+            super().on_end(span)
+
+
+def _self_test() -> None:
+    """Canary spans through :func:`encode_spans` and the SDK's encoder: the same bytes, or an error."""
+    from amas_otel._fastpath.canary import canary_spans
+
+    spans = canary_spans()
+    ours, theirs = encode_spans(spans), sdk_encode_spans(spans).SerializePartialToString()
+    if ours != theirs:
+        raise AssertionError(f"encoded canary spans differ from the SDK encoder's ({len(ours)} vs {len(theirs)} bytes)")
+
+
+SPAN_EXPORT = FastPath("span_export", {**OTEL_SDK, **OTLP_EXPORTER}, _self_test)
