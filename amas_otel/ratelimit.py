@@ -129,7 +129,7 @@ class _Limiter:
 class RateLimiter(_Limiter):
     """In-process token bucket per key: ``burst_size`` tokens, refilled at ``requests_per_minute``.
 
-    ``allow_request(key)`` is the guide's call; :meth:`check` also returns the
+    ``allow_request(key)`` answers yes or no; :meth:`check` also returns the
     numbers for ``RateLimit-*`` headers.  At most ``max_keys`` keys are kept:
     beyond that the least recently allowed keys are forgotten (in batches of
     1/8 of ``max_keys``), which at worst hands such a key a full bucket again;

@@ -1105,7 +1105,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
     """Clean ``log_data``'s API record in place (its public ``body`` and ``attributes``); False (counted) when it cannot be."""
     try:
         record = log_data.log_record
-        if getattr(record, "_amas_redacted", False):  # cleaned by the structlog pipeline
+        if getattr(record, "amas_otel_redacted", False):  # cleaned by the structlog pipeline (amas_otel.logging.bridge)
             return True
         counter = _Counter()
         try:

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request, Response
 
 from amas_otel.config import ConfigError
 from amas_otel.health.checks import HealthStatus
-from amas_otel.health.service import HealthCheckService, HealthReport, _utc, get_health_service
+from amas_otel.health.service import HealthCheckService, HealthReport, get_health_service, utc_text
 
 __all__ = ["health_router", "HEALTH_JSON"]
 
@@ -61,7 +61,7 @@ def _withhold(document: Any) -> Any:
 
 
 def _ietf_check(result: Any, detailed: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"componentType": result.type, "status": result.status.ietf, "time": _utc(result.timestamp)}
+    entry: dict[str, Any] = {"componentType": result.type, "status": result.status.ietf, "time": utc_text(result.timestamp)}
     if detailed:
         entry |= {
             "observedValue": round(result.duration_seconds * 1000, 3),
@@ -95,7 +95,7 @@ def _render(kind: str, report: HealthReport, ietf: bool) -> tuple[bytes, int]:
     else:
         document = {
             "status": status.value,
-            "timestamp": _utc(report.timestamp),
+            "timestamp": utc_text(report.timestamp),
             "uptime_seconds": round(report.uptime_seconds, 3),
             "version": report.version,
             "checks": {name: r.status.value for name, r in checks.items()},

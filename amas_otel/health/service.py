@@ -84,7 +84,8 @@ _debug = logging.getLogger("amas_otel.health")
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _utc(ts: float) -> str:
+def utc_text(ts: float) -> str:
+    """``ts`` (epoch seconds) as the health documents write times: ISO 8601 UTC, milliseconds, ``Z`` (the router's too)."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -112,7 +113,7 @@ class HealthCheckResult:
             "critical": self.critical,
             "type": self.type,
             "duration_seconds": round(self.duration_seconds, 6),
-            "timestamp": _utc(self.timestamp),
+            "timestamp": utc_text(self.timestamp),
             "attempts": self.attempts,
             "details": dict(self.details),
         }
@@ -157,7 +158,7 @@ class HealthReport:
             counts[result.status.value] += 1
         return {
             "status": self.status.value,
-            "timestamp": _utc(self.timestamp),
+            "timestamp": utc_text(self.timestamp),
             "uptime_seconds": round(self.uptime_seconds, 3),
             "version": self.version,
             "checks": {name: result.to_dict() for name, result in self.checks.items()},

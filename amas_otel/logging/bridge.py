@@ -119,7 +119,7 @@ class _Record(LogRecord):
     """An API log record built from values the pipeline already holds (no second context lookup).
 
     Slots keep a record small while it waits in a batch queue.
-    ``_amas_redacted`` tells :class:`~amas_otel.redaction.RedactingLogRecordProcessor`
+    ``amas_otel_redacted`` tells :class:`~amas_otel.redaction.RedactingLogRecordProcessor`
     the record was cleaned already; ``__copy__`` is the batch processor's
     per-record shallow copy, without :mod:`copy`'s generic reduce protocol.
     """
@@ -138,7 +138,7 @@ class _Record(LogRecord):
         "event_name",
         "exception",
     )
-    _amas_redacted = True
+    amas_otel_redacted = True
 
     def __init__(  # noqa: D107, PLR0913 - every LogRecord field
         self,

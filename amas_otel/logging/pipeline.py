@@ -9,6 +9,7 @@ logger needs (:func:`active_pipeline`).  :func:`configure_from_sdk` is what
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import sys
@@ -50,21 +51,14 @@ _log = logging.getLogger("amas_otel.logging")
 Processor = Callable[[Any, str, Any], Any]
 
 
-class LogLevel(str, enum.Enum):
-    """The accepted ``LOG_LEVEL`` values (:class:`LoggingConfig` takes these or their names)."""
-
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-    CRITICAL = "CRITICAL"
+def _accepted(name: str) -> tuple[str, ...]:
+    return next(f.metadata["choices"] for f in dataclasses.fields(LoggingSettings) if f.name == name)
 
 
-class LogFormat(str, enum.Enum):
-    """The accepted ``LOG_FORMAT`` values."""
-
-    JSON = "json"
-    CONSOLE = "console"
+#: The accepted ``LOG_LEVEL`` values, as the settings define them (:class:`LoggingConfig` takes these or their names).
+LogLevel = enum.Enum("LogLevel", {value: value for value in _accepted("level")}, type=str, module=__name__)  # type: ignore[misc]
+#: The accepted ``LOG_FORMAT`` values.
+LogFormat = enum.Enum("LogFormat", {value.upper(): value for value in _accepted("format")}, type=str, module=__name__)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
