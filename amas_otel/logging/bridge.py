@@ -216,22 +216,25 @@ class OTelLogExport:
 
     ``logger_provider`` (default: the global one) gets the records, under the
     record's logger name as instrumentation scope; ``counter`` (default: none)
-    counts them.  Export trouble is logged at DEBUG and never breaks logging.
+    counts them; ``spans``: the :class:`~amas_otel.logging.processors.SpanIdCache`
+    shared with the chain's CorrelationFields.  Export trouble is logged at DEBUG
+    and never breaks logging.
     """
 
-    def __init__(self, *, logger_provider: Any = None, counter: LogRecordCounter | None = None) -> None:
+    def __init__(
+        self, *, logger_provider: Any = None, counter: LogRecordCounter | None = None, spans: SpanIdCache | None = None
+    ) -> None:
         self._provider = logger_provider
         self._counter = counter
         self._loggers: dict[str, _Target] = {}
-        self._spans = SpanIdCache()
+        self._spans = SpanIdCache() if spans is None else spans
         self._queues = LogQueues()
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         level = level_name(method_name)
         if self._counter is not None:
             self._counter.add(level, event_dict.get("component"))
-        ctx = context.get_current()
-        span, ids = self._spans.current(ctx)
+        ctx, span, ids = self._spans.lookup(event_dict)
         # Not for the SDK's own warnings: it logs some (attribute limits) while holding
         # the span's lock, and adding an event to that span would wait on it forever.
         if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():

@@ -106,15 +106,29 @@ class SpanIds:
 
 
 class SpanIdCache:
-    """The current span and its :class:`SpanIds`, kept for the last span seen (a request logs many records in one span)."""
+    """A record's current context, its span and their :class:`SpanIds`, looked up once per record and ids once per span.
 
-    __slots__ = ("_ids",)
+    :func:`~amas_otel.logging.configure_logging` gives one cache to both
+    :class:`CorrelationFields` and the export step
+    (:class:`~amas_otel.logging.bridge.OTelLogExport`): the second asks about
+    the same event dict and gets the first one's answer.  Each step of a chain
+    built otherwise has its own cache and looks the context up itself.
+    """
+
+    __slots__ = ("_ids", "_last")
 
     def __init__(self) -> None:
         self._ids = SpanIds(trace.INVALID_SPAN_CONTEXT)
+        # (event dict, its context, span, ids), replaced as one tuple: a thread that
+        # finds another record's entry here looks its own context up.
+        self._last: tuple[Any, Any, Any, SpanIds] = (None, None, None, self._ids)
 
-    def current(self, ctx: context.Context) -> tuple[Any, SpanIds]:
-        """The span of ``ctx`` (INVALID_SPAN when none) and its ids."""
+    def lookup(self, event_dict: dict[str, Any]) -> tuple[context.Context, Any, SpanIds]:
+        """The current context, its span (INVALID_SPAN when none) and the span's ids, for the record ``event_dict``."""
+        owner, ctx, span, ids = self._last
+        if owner is event_dict:
+            return ctx, span, ids
+        ctx = context.get_current()
         # What trace.get_current_span(ctx) reads, without its two calls, when the key is known.
         span = ctx.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(ctx)
         if span is None:
@@ -123,7 +137,8 @@ class SpanIdCache:
         ids = self._ids
         if ids.span_context is not span_context:
             ids = self._ids = SpanIds(span_context)
-        return span, ids
+        self._last = (event_dict, ctx, span, ids)
+        return ctx, span, ids
 
 
 class CorrelationFields:
@@ -133,12 +148,11 @@ class CorrelationFields:
     LoggingContext values of the same name.
     """
 
-    def __init__(self) -> None:
-        self._spans = SpanIdCache()
+    def __init__(self, *, spans: SpanIdCache | None = None) -> None:
+        self._spans = SpanIdCache() if spans is None else spans
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        ctx = context.get_current()
-        ids = self._spans.current(ctx)[1]
+        ctx, _, ids = self._spans.lookup(event_dict)
         if ids.trace_hex is not None:
             event_dict["trace_id"], event_dict["span_id"] = ids.trace_hex, ids.span_hex
         values = ctx.get(LOGGING_CONTEXT_KEY)
