@@ -90,7 +90,7 @@ def add_hooks(
     on_configure: Callable[[Settings, "_State"], None] | None = None,
     on_first_use_error: Callable[[Exception], None] | None = None,
 ) -> None:
-    """Register a capability module's hooks (once each): see ``_on_configure`` and ``_on_first_use_error``."""
+    """Register an extension's hooks (once each), run after amas-otel's own pieces: see ``_on_configure`` and ``_on_first_use_error``."""
     for hooks, hook in ((_on_configure, on_configure), (_on_first_use_error, on_first_use_error)):
         if hook is not None and hook not in hooks:
             hooks.append(hook)
