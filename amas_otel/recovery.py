@@ -1,4 +1,4 @@
-"""Error recovery strategies, observable as OpenTelemetry signals.
+"""Error recovery strategies: which to try for an error, and trying them.
 
 >>> service = get_error_recovery_service()
 >>> ok = await service.handle_error(ErrorContext("database_error", "Connection failed",
@@ -33,8 +33,10 @@ tried in order until one succeeds (defaults by severity in
 
 A strategy with nothing to work on (no retry callable, no fallback, no
 breaker, no hook) is ``skipped``.  Every attempt is counted in
-``amas.recovery.attempts`` {strategy, outcome, error.type} and in
-:meth:`~ErrorRecoveryService.get_stats`.
+:meth:`~ErrorRecoveryService.get_stats` and told to the resilience hooks
+(:mod:`amas_otel.resilience_hooks`); the default hook
+(:mod:`amas_otel.resilience_otel`) makes the span, its events and the
+``amas.recovery.attempts`` counter.
 """
 
 from __future__ import annotations
@@ -50,10 +52,17 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from opentelemetry import metrics, trace
-
 from amas_otel.config import ConfigError, RecoverySettings, get_settings
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, Recovery as _S
+from amas_otel.resilience_hooks import (
+    ManualInterventionRequired,
+    RecoveryStarted,
+    ResilienceHook,
+    RetryScheduled,
+    StrategyFinished,
+    enter_hooks,
+    notify,
+)
+from amas_otel.resilience_otel import RecoveryTelemetry
 
 __all__ = [
     "ErrorSeverity",
@@ -199,16 +208,14 @@ class ErrorRecoveryService:
         settings: RecoverySettings | None = None,
         *,
         breaker_service: Any = None,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
         random_source: random.Random | None = None,
     ) -> None:
+        """``tracer_provider``/``meter_provider`` (None: the global ones) carry the default hook's signals."""
         self.settings = settings or get_settings().error_recovery
         self._breakers = breaker_service
-        self._tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
-        self._attempts = metrics.get_meter(INSTRUMENTATION_SCOPE, meter_provider=meter_provider).create_counter(
-            _S.ATTEMPTS_METRIC, unit=_S.ATTEMPTS_UNIT, description="Error recovery strategy attempts by outcome"
-        )
+        self._hook: ResilienceHook = RecoveryTelemetry(tracer_provider, meter_provider)
         self._random = random_source or random.Random()
         self._strategies: dict[tuple[str | None, ErrorSeverity | None], tuple[RecoveryStrategy, ...]] = {}
         self._fallbacks: dict[str, Callable[[], Any]] = {}
@@ -296,49 +303,37 @@ class ErrorRecoveryService:
 
     async def handle_error(self, context: ErrorContext) -> bool:
         """Try the configured strategies; True when one recovered (see ``context.result``)."""
-        with self._span(context) as span:
+        with enter_hooks(self._hook, RecoveryStarted(context)):
             for strategy in self._chosen(context):
-                outcome = await _drive_async(self._plan(strategy, context, span))
-                if self._finish(strategy, context, outcome, span):
+                outcome = await _drive_async(self._plan(strategy, context))
+                if self._finish(strategy, context, outcome):
                     return True
             return False
 
     def handle_error_sync(self, context: ErrorContext) -> bool:
         """:meth:`handle_error` for synchronous code: sleeps block, callables must be sync."""
-        with self._span(context) as span:
+        with enter_hooks(self._hook, RecoveryStarted(context)):
             for strategy in self._chosen(context):
-                outcome = _drive_sync(self._plan(strategy, context, span))
-                if self._finish(strategy, context, outcome, span):
+                outcome = _drive_sync(self._plan(strategy, context))
+                if self._finish(strategy, context, outcome):
                     return True
             return False
 
     def _chosen(self, context: ErrorContext) -> tuple[RecoveryStrategy, ...]:
         return self.strategies_for(context.error_type, context.severity) if self.settings.enabled else ()
 
-    def _span(self, context: ErrorContext) -> Any:
-        attributes = {ERROR_TYPE: context.error_type, _S.SEVERITY: context.severity.value}
-        if context.component:
-            attributes[COMPONENT] = context.component
-        if context.operation:
-            attributes[_S.OPERATION] = context.operation
-        return self._tracer.start_as_current_span(_S.HANDLE_SPAN, attributes=attributes)
-
-    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: str, span: Any) -> bool:
+    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: str) -> bool:
         key = (context.error_type, strategy.value, outcome)
         with self._lock:
             self._stats[key] = self._stats.get(key, 0) + 1
-        try:
-            self._attempts.add(1, {_S.STRATEGY: strategy.value, _S.OUTCOME: outcome, ERROR_TYPE: context.error_type})
-            span.add_event(_S.STRATEGY_EVENT, {_S.STRATEGY: strategy.value, _S.OUTCOME: outcome})
-        except Exception:  # noqa: BLE001 - telemetry never breaks recovery
-            pass
+        notify(self._hook, StrategyFinished(context, strategy.value, outcome))
         if outcome == _SUCCESS:
             context.recovered_by = strategy
             return True
         return False
 
-    def _plan(self, strategy: RecoveryStrategy, context: ErrorContext, span: Any) -> _Plan:
-        return getattr(self, f"_plan_{strategy.value}")(context, span)
+    def _plan(self, strategy: RecoveryStrategy, context: ErrorContext) -> _Plan:
+        return getattr(self, f"_plan_{strategy.value}")(context)
 
     def _breaker(self, context: ErrorContext) -> Any:
         name = context.breaker or context.component
@@ -356,7 +351,7 @@ class ErrorRecoveryService:
         delay = min(delay, cfg.max_retry_delay)
         return self._random.uniform(delay / 2, delay)
 
-    def _plan_retry(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_retry(self, context: ErrorContext) -> _Plan:
         if context.retry is None or self.settings.max_retries == 0:
             return _SKIPPED
         breaker = self._breaker(context)
@@ -364,7 +359,7 @@ class ErrorRecoveryService:
             if breaker is not None and breaker.retry_after() > 0:
                 return _BREAKER_OPEN
             delay = self._delay(attempt)
-            span.add_event(_S.RETRY_EVENT, {_S.ATTEMPT: attempt, _S.DELAY: delay})
+            notify(self._hook, RetryScheduled(context, attempt, delay))
             yield ("sleep", delay)
             if breaker is not None and breaker.retry_after() > 0:
                 return _BREAKER_OPEN
@@ -376,7 +371,7 @@ class ErrorRecoveryService:
             return _SUCCESS
         return _FAILURE
 
-    def _plan_fallback(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_fallback(self, context: ErrorContext) -> _Plan:
         fallback = context.fallback or self._fallbacks.get(context.error_type)
         if fallback is None:
             return _SKIPPED
@@ -386,7 +381,7 @@ class ErrorRecoveryService:
             return _FAILURE
         return _SUCCESS
 
-    def _plan_circuit_breaker(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_circuit_breaker(self, context: ErrorContext) -> _Plan:
         breaker = self._breaker(context)
         if breaker is None:
             return _SKIPPED
@@ -394,7 +389,7 @@ class ErrorRecoveryService:
         return _SUCCESS
         yield  # a generator like the others
 
-    def _plan_graceful_degradation(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_graceful_degradation(self, context: ErrorContext) -> _Plan:
         degradation = self._degradations.get(context.component or "")
         if degradation is None:
             return _SKIPPED
@@ -406,7 +401,7 @@ class ErrorRecoveryService:
                 return _FAILURE
         return _SUCCESS
 
-    def _plan_service_restart(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_service_restart(self, context: ErrorContext) -> _Plan:
         hook = self._restart_hooks.get(context.component or "")
         if hook is None:
             return _SKIPPED
@@ -416,7 +411,7 @@ class ErrorRecoveryService:
             return _FAILURE
         return _FAILURE if restarted is False else _SUCCESS
 
-    def _plan_manual_intervention(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_manual_intervention(self, context: ErrorContext) -> _Plan:
         details = {
             "error_type": context.error_type,
             "error_message": context.error_message,
@@ -424,15 +419,7 @@ class ErrorRecoveryService:
             "component": context.component,
             "operation": context.operation,
         }
-        span.add_event(_S.MANUAL_INTERVENTION_EVENT, {k: v for k, v in details.items() if v is not None})
-        try:
-            from amas_otel.logging import get_logger
-
-            get_logger("amas_otel.security", component=context.component or "error_recovery").critical(
-                "manual intervention required", event_name=_S.MANUAL_INTERVENTION_EVENT, security_event=True, **details
-            )
-        except Exception:  # noqa: BLE001 - logging failure must not hide the escalation's span event
-            pass
+        notify(self._hook, ManualInterventionRequired(context, details))
         return _ESCALATED
         yield
 
