@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from amas_otel._redaction_keys import is_sensitive_key
+from amas_otel.project_search import ProjectRootError, search_project_root
 
 __all__ = [
     "ConfigError",
@@ -635,11 +636,11 @@ def _config_files(explicit: Iterable[str | os.PathLike[str]] | None, environ: Ma
         if not base.is_dir():
             return [], [f"AMAS_CONFIG_DIR: {directory!r} is not a directory"]
     else:
-        from amas_otel.project_root import ProjectRootError, find_project_root
-
+        # Only the environment decides how the root is found: the YAML files are found through it.
         try:
-            base = find_project_root(None) / "config"
-        except ProjectRootError:
+            limits = load_settings(config_files=()).project_root
+            base = search_project_root(None, max_depth=limits.max_depth, security_level=limits.security_level) / "config"
+        except (ConfigError, ProjectRootError):
             return [], []
     return [base / name for name in _DEFAULT_FILES if (base / name).is_file()], []
 
