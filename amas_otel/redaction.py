@@ -916,7 +916,26 @@ def safe_metric_attributes(attributes: Mapping[str, Any], redactor: Redactor | N
 # --- span and log record pipelines -------------------------------------------------
 
 
-class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
+class _RedactingChain:
+    """What both redacting chains share: their redactor (None: the configured one) and the
+    processors they hand cleaned items to, a tuple replaced whole so the export path reads it without a lock."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+        self._receivers: tuple[Any, ...] = ()
+        self._receivers_lock = threading.Lock()
+
+    def _add_receiver(self, processor: Any, register: Callable[[Any], None]) -> None:
+        with self._receivers_lock:
+            register(processor)
+            self._receivers += (processor,)
+
+    def _current_redactor(self) -> Redactor:
+        return self._redactor or get_redactor()
+
+
+class RedactingSpanProcessor(_RedactingChain, SynchronousMultiSpanProcessor):
     """A tracer provider's processor chain that hands every processor in it the finished span redacted.
 
     Install it as ``TracerProvider(active_span_processor=RedactingSpanProcessor())``
@@ -932,23 +951,15 @@ class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
     never touched; ``on_start`` and the rest are the SDK's.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        super().__init__()
-        self._redactor = redactor
-        self._receivers: tuple[Any, ...] = ()
-        self._receivers_lock = threading.Lock()
-
     def add_span_processor(self, span_processor: Any) -> None:
-        with self._receivers_lock:
-            super().add_span_processor(span_processor)
-            self._receivers += (span_processor,)
+        self._add_receiver(span_processor, super().add_span_processor)
 
     def on_end(self, span: ReadableSpan) -> None:
         receivers = self._receivers
         if not receivers:
             _warn_not_a_chain()
             return
-        cleaned = (self._redactor or get_redactor()).redacted_span(span)
+        cleaned = self._current_redactor().redacted_span(span)
         if cleaned is not None:
             for processor in receivers:
                 processor.on_end(cleaned)
@@ -963,7 +974,7 @@ def _warn_not_a_chain() -> None:
     )
 
 
-class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
+class RedactingLogRecordProcessor(_RedactingChain, SynchronousMultiLogRecordProcessor):
     """A logger provider's processor chain that hands every processor in it the record redacted (body and attributes).
 
     Install it as ``LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())``
@@ -974,19 +985,11 @@ class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
     and counted in ``amas.redaction.dropped``.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        super().__init__()
-        self._redactor = redactor
-        self._receivers: tuple[Any, ...] = ()
-        self._receivers_lock = threading.Lock()
-
     def add_log_record_processor(self, log_record_processor: Any) -> None:
-        with self._receivers_lock:
-            super().add_log_record_processor(log_record_processor)
-            self._receivers += (log_record_processor,)
+        self._add_receiver(log_record_processor, super().add_log_record_processor)
 
     def on_emit(self, log_data: Any) -> None:
-        if _redacted_record(self._redactor or get_redactor(), log_data):
+        if _redacted_record(self._current_redactor(), log_data):
             for processor in self._receivers:
                 processor.on_emit(log_data)
 
@@ -1092,14 +1095,19 @@ def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
         target[new] = target.pop(old)
 
 
-def _with_count(dropped: int, attributes: Any, changes: Mapping[str, Any] | None, count: int) -> BoundedAttributes:
-    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added (when any), ``dropped`` kept."""
+def _cleaned(attributes: Mapping[str, Any] | None, changes: dict[Any, Any] | None, count: int) -> dict[str, Any]:
+    """A copy of ``attributes`` with ``changes`` applied and the item's redaction ``count`` added (when any)."""
     cleaned = dict(attributes or {})
     if changes:
-        _apply(cleaned, changes)  # type: ignore[arg-type]
+        _apply(cleaned, changes)
     if count:
         cleaned[REDACTION_COUNT] = count
-    bounded = BoundedAttributes(None, cleaned, immutable=True)
+    return cleaned
+
+
+def _with_count(dropped: int, attributes: Any, changes: dict[Any, Any] | None, count: int) -> BoundedAttributes:
+    """A span's attributes, cleaned (:func:`_cleaned`), with its ``dropped`` count kept."""
+    bounded = BoundedAttributes(None, _cleaned(attributes, changes, count), immutable=True)
     bounded.dropped = dropped
     return bounded
 
@@ -1118,12 +1126,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
             changes = None if attributes is None or redactor.is_quiet(attributes) else redactor.changes(attributes, counter)
             if not (counter.n or changes or new_body is not body):
                 return True
-            cleaned = dict(attributes or {})
-            if changes:
-                _apply(cleaned, changes)
-            if counter.n:
-                cleaned[REDACTION_COUNT] = counter.n
-            new_attributes = _bounded(attributes, cleaned)
+            new_attributes = _bounded(attributes, _cleaned(attributes, changes, counter.n))
         except Exception:  # noqa: BLE001 - the engine failed on a value: mask the record, keep it
             _log.warning("amas_otel: cannot redact a log record; its body and attributes are masked", exc_info=True)
             new_body, new_attributes = _ERROR, {REDACTION_COUNT: 1}
