@@ -1,4 +1,4 @@
-"""Circuit breakers whose state and call counts are OpenTelemetry signals.
+"""Circuit breakers: the state machine and its call paths (sync, async, ``guard()``).
 
 >>> breaker = get_circuit_breaker_service().create_breaker("payments", CircuitBreakerConfig(failure_threshold=3))
 >>> breaker.call(charge, card)                 # sync callable
@@ -51,6 +51,7 @@ Telemetry
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import itertools
@@ -170,7 +171,18 @@ class _Phase:
 
 #: Async callables whose call() closure is kept per breaker (a bound on per-call lambdas).
 _RUNNER_CACHE_SIZE = 256
-_SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = "success", "failure", "timeout", "interrupted"
+
+
+class _Outcome(enum.Enum):
+    """How a call through the breaker ended (see "Outcomes" in the module docs)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+_SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = _Outcome.SUCCESS, _Outcome.FAILURE, _Outcome.TIMEOUT, _Outcome.INTERRUPTED
 
 
 class CircuitBreaker:
@@ -351,7 +363,7 @@ class CircuitBreaker:
             self._announce(*change)
         return phase, trial
 
-    def _classify(self, exc: BaseException | None, start: float | None) -> str:
+    def _classify(self, exc: BaseException | None, start: float | None) -> _Outcome:
         """Outcome of a finished call: ``exc`` is what it raised, ``start`` its sync start time."""
         if isinstance(exc, Exception) or exc is None:
             if exc is not None and isinstance(exc, self.config.failure_exceptions) and not isinstance(
@@ -366,7 +378,7 @@ class CircuitBreaker:
             return _SUCCESS
         return _INTERRUPTED
 
-    def _settle(self, phase: _Phase, trial: bool, outcome: str) -> None:
+    def _settle(self, phase: _Phase, trial: bool, outcome: _Outcome) -> None:
         if outcome is _SUCCESS:
             next(self._ok)
         elif outcome is _FAILURE:
@@ -507,8 +519,8 @@ class _Deadlines:
     (moving their tokens to ``_expired``, so the call reports a timeout
     rather than a cancellation) and re-arms at the next deadline in flight.
     One ``asyncio.timeout`` per call arms and cancels a timer handle per
-    call, about ten times the cost of a breaker call (README, benchmarks);
-    here a busy breaker costs one sweep per ``timeout`` period.
+    call, which dwarfs the breaker itself (README, benchmarks); here a busy
+    breaker costs one sweep per ``timeout`` period.
     """
 
     __slots__ = ("loop", "running", "_expired", "handle", "next_at")

@@ -4,7 +4,7 @@ Precedence, highest first:
 
 1. explicit arguments (``load_settings(overrides={"logging": {"level": "DEBUG"}})``
    or ``amas_otel.configure(...)``),
-2. environment variables (the standard ``OTEL_*`` ones and the AMAS guide's),
+2. environment variables (the standard ``OTEL_*`` ones and amas-otel's own, README settings table),
 3. YAML files (``config/logging.yaml``, ``config/health.yaml``,
    ``config/metrics.yaml`` and the combined ``config/amas-otel.yaml`` under the
    project root, or the files named by ``AMAS_CONFIG_FILES``),
@@ -171,8 +171,8 @@ class RecoverySettings:
 @dataclass(frozen=True)
 class MetricsSettings:
     prometheus_enabled: bool = _f(True, "PROMETHEUS_ENABLED", "prometheus.enabled", "bool")
-    # 9464 is the OpenTelemetry Prometheus exporter's registered port; the
-    # guide's 9090 would collide with the Prometheus server itself.
+    # 9464 is the OpenTelemetry Prometheus exporter's registered port; 9090
+    # would collide with the Prometheus server itself.
     prometheus_port: int = _f(9464, "PROMETHEUS_PORT", "prometheus.port", "int", minimum=0, maximum=65535)
     prometheus_path: str = _f("/metrics", "PROMETHEUS_METRICS_PATH", "prometheus.path", "path")
     prometheus_host: str = _f("0.0.0.0", "PROMETHEUS_HOST", "prometheus.host", "str")
@@ -188,7 +188,7 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class RateLimitSettings:
     # Off unless asked for: a library that silently limited every client to
-    # the guide's 60 requests a minute would break applications on upgrade.
+    # 60 requests a minute would break applications on upgrade.
     enabled: bool = _f(False, "RATE_LIMIT_ENABLED", "enabled", "bool")
     requests_per_minute: float = _f(
         60.0, "RATE_LIMIT_REQUESTS_PER_MINUTE", "requests_per_minute", "float", minimum=0.0, exclusive=True

@@ -1,4 +1,4 @@
-"""The guide's metrics service, on OpenTelemetry instruments.
+"""The metrics service: the AMAS metric kinds (HTTP, errors, business events, …) on OpenTelemetry instruments.
 
 >>> metrics = get_metrics_service()
 >>> metrics.record_http_request(method="GET", endpoint="/api/users/{user_id}", status_code=200, duration=0.15)
@@ -99,7 +99,7 @@ def _non_negative(name: str, value: Any) -> float:
 
 
 class MetricsService:
-    """Recorders of the guide's metric kinds on one OTel meter.
+    """Recorders of the AMAS metric kinds on one OTel meter.
 
     ``meter_provider`` defaults to the global one.  ``registry`` is the
     ``prometheus_client`` registry :meth:`get_metrics` reads (default: the one
@@ -291,7 +291,7 @@ class MetricsService:
 
     # --- reading -----------------------------------------------------------------
 
-    def get_metrics(self, format: str = "text") -> Any:  # noqa: A002 - the guide's word
+    def get_metrics(self, format: str = "text") -> Any:  # noqa: A002 - the public keyword callers pass
         """The current values.
 
         ``"text"`` (default): one readable line per series, e.g.
@@ -424,10 +424,10 @@ def record_http_request(
     request_size: int | None = None,
     response_size: int | None = None,
 ) -> None:
-    """The guide's module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
+    """Module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
     get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
 
 
 def record_error(error_type: str, component: str) -> None:
-    """The guide's module-level form of :meth:`MetricsService.record_error` on :func:`get_metrics_service`."""
+    """Module-level form of :meth:`MetricsService.record_error` on :func:`get_metrics_service`."""
     get_metrics_service().record_error(error_type, component)

@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 from amas_otel.config import ConfigError, RecoverySettings, get_settings
 from amas_otel.resilience_hooks import (
     ManualInterventionRequired,
+    RecoveryOutcome,
     RecoveryStarted,
     ResilienceHook,
     RetryScheduled,
@@ -102,7 +103,8 @@ DEFAULT_STRATEGIES: Mapping[ErrorSeverity, tuple[RecoveryStrategy, ...]] = {
     ErrorSeverity.CRITICAL: (_R.MANUAL_INTERVENTION,),
 }
 
-_SUCCESS, _FAILURE, _SKIPPED, _BREAKER_OPEN, _ESCALATED = "success", "failure", "skipped", "breaker_open", "escalated"
+_SUCCESS, _FAILURE, _SKIPPED = RecoveryOutcome.SUCCESS, RecoveryOutcome.FAILURE, RecoveryOutcome.SKIPPED
+_BREAKER_OPEN, _ESCALATED = RecoveryOutcome.BREAKER_OPEN, RecoveryOutcome.ESCALATED
 
 
 @dataclass
@@ -140,47 +142,58 @@ class ErrorContext:
             ) from None
 
 
-# Strategies are written once as generators that yield ("sleep", seconds) or
-# ("call", fn) steps; a sync and an async driver run them.
-_Step = tuple[str, Any]
-_Plan = Generator[_Step, Any, str]
+# Strategies are written once as generators that yield _Sleep or _Call steps
+# and return their outcome; a sync and an async driver run them.
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    seconds: float
 
 
-def _drive_sync(plan: _Plan) -> str:
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Call ``fn()``; its result (or exception) is sent back into the plan."""
+
+    fn: Callable[[], Any]
+
+
+_Plan = Generator[_Sleep | _Call, Any, RecoveryOutcome]
+
+
+def _drive_sync(plan: _Plan) -> RecoveryOutcome:
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
-            kind, arg = plan.throw(error) if error is not None else plan.send(value)
+            step = plan.throw(error) if error is not None else plan.send(value)
         except StopIteration as done:
             return done.value
         value, error = None, None
         try:
-            if kind == "sleep":
-                time.sleep(arg)
+            if isinstance(step, _Sleep):
+                time.sleep(step.seconds)
             else:
-                value = arg()
+                value = step.fn()
                 if inspect.isawaitable(value):
                     _close(value)
-                    raise TypeError(f"{arg!r} returned an awaitable in synchronous recovery; give a sync callable")
+                    raise TypeError(f"{step.fn!r} returned an awaitable in synchronous recovery; give a sync callable")
         except Exception as exc:  # noqa: BLE001 - handed to the strategy
             error = exc
 
 
-async def _drive_async(plan: _Plan) -> str:
+async def _drive_async(plan: _Plan) -> RecoveryOutcome:
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
-            kind, arg = plan.throw(error) if error is not None else plan.send(value)
+            step = plan.throw(error) if error is not None else plan.send(value)
         except StopIteration as done:
             return done.value
         value, error = None, None
         try:
-            if kind == "sleep":
-                await asyncio.sleep(arg)
+            if isinstance(step, _Sleep):
+                await asyncio.sleep(step.seconds)
             else:
-                value = arg()
+                value = step.fn()
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:  # noqa: BLE001
@@ -322,8 +335,8 @@ class ErrorRecoveryService:
     def _chosen(self, context: ErrorContext) -> tuple[RecoveryStrategy, ...]:
         return self.strategies_for(context.error_type, context.severity) if self.settings.enabled else ()
 
-    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: str) -> bool:
-        key = (context.error_type, strategy.value, outcome)
+    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: RecoveryOutcome) -> bool:
+        key = (context.error_type, strategy.value, outcome.value)
         with self._lock:
             self._stats[key] = self._stats.get(key, 0) + 1
         notify(self._hook, StrategyFinished(context, strategy.value, outcome))
@@ -360,11 +373,11 @@ class ErrorRecoveryService:
                 return _BREAKER_OPEN
             delay = self._delay(attempt)
             notify(self._hook, RetryScheduled(context, attempt, delay))
-            yield ("sleep", delay)
+            yield _Sleep(delay)
             if breaker is not None and breaker.retry_after() > 0:
                 return _BREAKER_OPEN
             try:
-                context.result = yield ("call", context.retry)
+                context.result = yield _Call(context.retry)
             except Exception as exc:  # noqa: BLE001 - the next attempt decides
                 context.exception = exc
                 continue
@@ -376,7 +389,7 @@ class ErrorRecoveryService:
         if fallback is None:
             return _SKIPPED
         try:
-            context.result = yield ("call", fallback)
+            context.result = yield _Call(fallback)
         except Exception:  # noqa: BLE001
             return _FAILURE
         return _SUCCESS
@@ -396,7 +409,7 @@ class ErrorRecoveryService:
         degradation.active, degradation.reason = True, f"{context.error_type}: {context.error_message}"
         if degradation.handler is not None:
             try:
-                context.result = yield ("call", lambda: degradation.handler(context))  # type: ignore[misc]
+                context.result = yield _Call(lambda: degradation.handler(context))  # type: ignore[misc]
             except Exception:  # noqa: BLE001
                 return _FAILURE
         return _SUCCESS
@@ -406,7 +419,7 @@ class ErrorRecoveryService:
         if hook is None:
             return _SKIPPED
         try:
-            restarted = yield ("call", lambda: hook(context))
+            restarted = yield _Call(lambda: hook(context))
         except Exception:  # noqa: BLE001
             return _FAILURE
         return _FAILURE if restarted is False else _SUCCESS

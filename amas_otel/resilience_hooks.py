@@ -29,6 +29,7 @@ from typing import Any, Protocol
 __all__ = [
     "CircuitState",
     "BreakerCounts",
+    "RecoveryOutcome",
     "BreakerCreated",
     "BreakerTransition",
     "RecoveryStarted",
@@ -50,6 +51,19 @@ class CircuitState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class RecoveryOutcome(enum.StrEnum):
+    """How one recovery strategy attempt ended."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    #: The strategy had nothing to work on (no retry callable, fallback, breaker or hook).
+    SKIPPED = "skipped"
+    #: Retrying stopped because the component's circuit breaker is open.
+    BREAKER_OPEN = "breaker_open"
+    #: Handed to a person (manual intervention).
+    ESCALATED = "escalated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +120,11 @@ class RetryScheduled:
 
 @dataclass(frozen=True, slots=True)
 class StrategyFinished:
-    """One strategy was tried: ``outcome`` is success, failure, skipped, breaker_open or escalated."""
+    """One strategy was tried, with ``outcome``."""
 
     context: Any
     strategy: str
-    outcome: str
+    outcome: RecoveryOutcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,10 +178,9 @@ class RecoveryTelemetry:
             return self._span(event.context)
         span = trace.get_current_span()  # the recovery span, opened on RecoveryStarted
         if isinstance(event, StrategyFinished):
-            self._attempts.add(
-                1, {Recovery.STRATEGY: event.strategy, Recovery.OUTCOME: event.outcome, ERROR_TYPE: event.context.error_type}
-            )
-            span.add_event(Recovery.STRATEGY_EVENT, {Recovery.STRATEGY: event.strategy, Recovery.OUTCOME: event.outcome})
+            outcome = event.outcome.value
+            self._attempts.add(1, {Recovery.STRATEGY: event.strategy, Recovery.OUTCOME: outcome, ERROR_TYPE: event.context.error_type})
+            span.add_event(Recovery.STRATEGY_EVENT, {Recovery.STRATEGY: event.strategy, Recovery.OUTCOME: outcome})
         elif isinstance(event, RetryScheduled):
             span.add_event(Recovery.RETRY_EVENT, {Recovery.ATTEMPT: event.attempt, Recovery.DELAY: event.delay})
         elif isinstance(event, ManualInterventionRequired):

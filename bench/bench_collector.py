@@ -28,7 +28,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 

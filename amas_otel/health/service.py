@@ -151,7 +151,7 @@ class HealthReport:
         return not any(r.critical and r.status is HealthStatus.UNHEALTHY for r in self.checks.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """The guide's shape: status, timestamp, uptime_seconds, version, checks, summary."""
+        """The report as a dict: status, timestamp, uptime_seconds, version, checks, summary."""
         counts = {s.value: 0 for s in HealthStatus}
         for result in self.checks.values():
             counts[result.status.value] += 1
@@ -325,7 +325,7 @@ class HealthCheckService:
         return await self._refresh()
 
     async def check_health(self, *, fresh: bool = False) -> dict[str, Any]:
-        """:meth:`report` as the guide's dict."""
+        """:meth:`report` as a plain dict (the ``/health/detailed`` body)."""
         return (await self.report(fresh=fresh)).to_dict()
 
     async def check_dependency(self, name: str) -> HealthCheckResult:
@@ -769,7 +769,7 @@ def check_spec_problems(specs: Iterable[HealthCheckSpec]) -> list[str]:
     return _build_checks(tuple(specs), 1.0, resolve=False)[1]
 
 
-# --- the process-wide service and the guide's functions ----------------------
+# --- the process-wide service and its module-level functions -----------------
 
 _default: HealthCheckService | None = None
 _default_lock = threading.Lock()
@@ -805,7 +805,7 @@ def remove_health_check(name: str) -> bool:
 
 
 async def check_health(*, fresh: bool = False) -> dict[str, Any]:
-    """The process-wide report in the guide's shape (cached per ``HEALTH_CHECK_INTERVAL``)."""
+    """The process-wide report as a dict (cached per ``HEALTH_CHECK_INTERVAL``)."""
     return await get_health_service().check_health(fresh=fresh)
 
 
@@ -837,7 +837,7 @@ def add_external_api_health_check(
     timeout: float | None = None,
 ) -> HealthCheck:
     """:class:`ExternalAPIHealthCheck` on the process-wide service; ``check(response)`` judges the answer
-    (the guide's ``add_external_api_health_check("payment_api", url, check_payment_api)``)."""
+    (``add_external_api_health_check("payment_api", url, check_payment_api)``)."""
     api_check = ExternalAPIHealthCheck(url, check, expected_status=expected_status, headers=headers)
     return add_health_check(name, api_check, critical=critical, timeout=timeout)
 
