@@ -46,6 +46,7 @@ __all__ = [
     "HEALTH_CHECK_TYPES",
     "load_settings",
     "get_settings",
+    "set_active_settings",
     "parse_bool",
 ]
 
@@ -852,6 +853,7 @@ def get_settings() -> Settings:
     return _settings
 
 
-def _set_active(settings: Settings) -> None:
+def set_active_settings(settings: Settings) -> None:
+    """Make ``settings`` what :func:`get_settings` returns (``configure()`` does, once they are applied)."""
     global _settings
     _settings = settings

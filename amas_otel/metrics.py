@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from time import time_ns
 from typing import Any
 
@@ -98,6 +99,17 @@ def _non_negative(name: str, value: Any) -> float:
     return float(value)
 
 
+@dataclass(slots=True)
+class _Lookups:
+    """One cache's lookups since start (only caches looked up at least once are kept)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def hit_ratio(self) -> float:
+        return self.hits / (self.hits + self.misses)
+
+
 class MetricsService:
     """Recorders of the AMAS metric kinds on one OTel meter.
 
@@ -136,7 +148,7 @@ class MetricsService:
         self._registry = registry
         self.status_code_classes = status_code_classes
         self._http_attrs: dict[tuple[str, str, int], BoundHistogram] = {}
-        self._cache_counts: dict[str, list[int]] = {}
+        self._cache_counts: dict[str, _Lookups] = {}
         self._cache_lock = threading.Lock()
 
         def histogram(
@@ -273,21 +285,24 @@ class MetricsService:
             with self._cache_lock:
                 counts = self._cache_counts.get(cache)
                 if counts is None and len(self._cache_counts) < _MAX_CACHES:
-                    counts = self._cache_counts[cache] = [0, 0]
+                    counts = self._cache_counts[cache] = _Lookups()
                 if counts is not None:
-                    counts[0 if hit else 1] += 1
+                    if hit:
+                        counts.hits += 1
+                    else:
+                        counts.misses += 1
         self._cache_ops.add(1, attrs)
 
     def cache_hit_ratio(self, cache: str) -> float | None:
         """Hits / lookups of ``cache`` since start, or None before its first lookup."""
         with self._cache_lock:
             counts = self._cache_counts.get(cache)
-            return counts[0] / (counts[0] + counts[1]) if counts else None
+            return counts.hit_ratio() if counts else None
 
     def _observe_hit_ratio(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._cache_lock:
-            snapshot = [(name, hits, misses) for name, (hits, misses) in self._cache_counts.items()]
-        return [Observation(hits / (hits + misses), {MetricAttr.CACHE_NAME: name}) for name, hits, misses in snapshot]
+            snapshot = [(name, counts.hit_ratio()) for name, counts in self._cache_counts.items()]
+        return [Observation(ratio, {MetricAttr.CACHE_NAME: name}) for name, ratio in snapshot]
 
     # --- reading -----------------------------------------------------------------
 

@@ -75,6 +75,7 @@ __all__ = [
     "add_network_health_check",
     "add_service_health_check",
     "check_spec_problems",
+    "iso_utc",
 ]
 
 _MAX_MESSAGE = 500
@@ -84,7 +85,8 @@ _debug = logging.getLogger("amas_otel.health")
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _utc(ts: float) -> str:
+def iso_utc(ts: float) -> str:
+    """``ts`` (epoch seconds) as the reports write time: ISO 8601, UTC, milliseconds, ``Z``."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -112,7 +114,7 @@ class HealthCheckResult:
             "critical": self.critical,
             "type": self.type,
             "duration_seconds": round(self.duration_seconds, 6),
-            "timestamp": _utc(self.timestamp),
+            "timestamp": iso_utc(self.timestamp),
             "attempts": self.attempts,
             "details": dict(self.details),
         }
@@ -157,7 +159,7 @@ class HealthReport:
             counts[result.status.value] += 1
         return {
             "status": self.status.value,
-            "timestamp": _utc(self.timestamp),
+            "timestamp": iso_utc(self.timestamp),
             "uptime_seconds": round(self.uptime_seconds, 3),
             "version": self.version,
             "checks": {name: result.to_dict() for name, result in self.checks.items()},
