@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -83,8 +83,13 @@ class _BreakerInstruments:
                 yield Observation(count, {Breaker.NAME: breaker.name, Breaker.OUTCOME: outcome})
 
 
+class _ProviderInstruments(NamedTuple):
+    meter_provider: Any
+    instruments: _BreakerInstruments
+
+
 # One set of observable instruments per meter provider: a second set would report every breaker twice.
-_instruments: dict[int, tuple[Any, _BreakerInstruments]] = {}
+_instruments: dict[int, _ProviderInstruments] = {}
 _instruments_lock = threading.Lock()
 
 
@@ -92,12 +97,12 @@ def _instruments_for(meter_provider: metrics.MeterProvider | None) -> _BreakerIn
     key = id(meter_provider)
     with _instruments_lock:
         entry = _instruments.get(key)
-        if entry is None or entry[0] is not meter_provider:  # ids are reused once a provider is gone
+        if entry is None or entry.meter_provider is not meter_provider:  # ids are reused once a provider is gone
             from amas_otel import __version__
 
             meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
-            entry = _instruments[key] = (meter_provider, _BreakerInstruments(meter))
-        return entry[1]
+            entry = _instruments[key] = _ProviderInstruments(meter_provider, _BreakerInstruments(meter))
+        return entry.instruments
 
 
 def _internal_log() -> Any:
