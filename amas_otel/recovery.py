@@ -48,7 +48,7 @@ import inspect
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -148,6 +148,12 @@ class ErrorContext:
 class _Sleep:
     seconds: float
 
+    def run_sync(self) -> None:
+        time.sleep(self.seconds)
+
+    async def run_async(self) -> None:
+        await asyncio.sleep(self.seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class _Call:
@@ -155,49 +161,67 @@ class _Call:
 
     fn: Callable[[], Any]
 
+    def run_sync(self) -> Any:
+        value = self.fn()
+        if inspect.isawaitable(value):
+            _close(value)
+            raise TypeError(f"{self.fn!r} returned an awaitable in synchronous recovery; give a sync callable")
+        return value
+
+    async def run_async(self) -> Any:
+        value = self.fn()
+        return await value if inspect.isawaitable(value) else value
+
 
 _Plan = Generator[_Sleep | _Call, Any, RecoveryOutcome]
 
 
-def _drive_sync(plan: _Plan) -> RecoveryOutcome:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+class _PlanRun:
+    """One strategy's plan being driven: each step's result, or its exception, goes back into the plan."""
+
+    __slots__ = ("_plan", "_value", "_error", "outcome")
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.outcome = RecoveryOutcome.FAILURE
+
+    def next_step(self) -> _Sleep | _Call | None:
+        """The step the plan asks for next; None once it has returned its ``outcome``."""
+        value, error = self._value, self._error
+        self._value = self._error = None
         try:
-            step = plan.throw(error) if error is not None else plan.send(value)
+            return self._plan.throw(error) if error is not None else self._plan.send(value)
         except StopIteration as done:
-            return done.value
-        value, error = None, None
+            self.outcome = done.value
+            return None
+
+    def settle(self, run: Callable[[], Any]) -> None:
         try:
-            if isinstance(step, _Sleep):
-                time.sleep(step.seconds)
-            else:
-                value = step.fn()
-                if inspect.isawaitable(value):
-                    _close(value)
-                    raise TypeError(f"{step.fn!r} returned an awaitable in synchronous recovery; give a sync callable")
+            self._value = run()
         except Exception as exc:  # noqa: BLE001 - handed to the strategy
-            error = exc
+            self._error = exc
+
+    async def settle_async(self, run: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            self._value = await run()
+        except Exception as exc:  # noqa: BLE001 - handed to the strategy
+            self._error = exc
+
+
+def _drive_sync(plan: _Plan) -> RecoveryOutcome:
+    run = _PlanRun(plan)
+    while (step := run.next_step()) is not None:
+        run.settle(step.run_sync)
+    return run.outcome
 
 
 async def _drive_async(plan: _Plan) -> RecoveryOutcome:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            step = plan.throw(error) if error is not None else plan.send(value)
-        except StopIteration as done:
-            return done.value
-        value, error = None, None
-        try:
-            if isinstance(step, _Sleep):
-                await asyncio.sleep(step.seconds)
-            else:
-                value = step.fn()
-                if inspect.isawaitable(value):
-                    value = await value
-        except Exception as exc:  # noqa: BLE001
-            error = exc
+    run = _PlanRun(plan)
+    while (step := run.next_step()) is not None:
+        await run.settle_async(step.run_async)
+    return run.outcome
 
 
 def _close(awaitable: Any) -> None:

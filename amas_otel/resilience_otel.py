@@ -114,11 +114,7 @@ def _internal_log() -> Any:
 class BreakerTelemetry:
     """The default hook of the breakers made with these providers (None: the global ones)."""
 
-    def __init__(
-        self,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-    ) -> None:
+    def __init__(self, tracer_provider: trace.TracerProvider | None = None, meter_provider: Any = None) -> None:
         self._tracer_provider = tracer_provider
         self._instruments = _instruments_for(meter_provider)
 
@@ -168,11 +164,7 @@ class BreakerTelemetry:
 class RecoveryTelemetry:
     """The default hook of an :class:`~amas_otel.recovery.ErrorRecoveryService`."""
 
-    def __init__(
-        self,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-    ) -> None:
+    def __init__(self, tracer_provider: Any = None, meter_provider: metrics.MeterProvider | None = None) -> None:
         self._tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
         self._attempts = metrics.get_meter(INSTRUMENTATION_SCOPE, meter_provider=meter_provider).create_counter(
             Recovery.ATTEMPTS_METRIC, unit=Recovery.ATTEMPTS_UNIT, description="Error recovery strategy attempts by outcome"
