@@ -28,11 +28,9 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from time import time_ns
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
