@@ -4,7 +4,7 @@ Precedence, highest first:
 
 1. explicit arguments (``load_settings(overrides={"logging": {"level": "DEBUG"}})``
    or ``amas_otel.configure(...)``),
-2. environment variables (the standard ``OTEL_*`` ones and amas-otel's: ``LOG_*``, ``PROMETHEUS_*``…),
+2. environment variables (the standard ``OTEL_*`` ones and amas-otel's own, README settings table),
 3. YAML files (``config/logging.yaml``, ``config/health.yaml``,
    ``config/metrics.yaml`` and the combined ``config/amas-otel.yaml`` under the
    project root, or the files named by ``AMAS_CONFIG_FILES``),
@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from amas_otel._redaction_keys import is_sensitive_key
+from amas_otel.project_search import ProjectRootError, search_project_root
 
 __all__ = [
     "ConfigError",
@@ -46,6 +47,7 @@ __all__ = [
     "HEALTH_CHECK_TYPES",
     "load_settings",
     "get_settings",
+    "set_active_settings",
     "parse_bool",
     "parse_setting",
     "environment_setting",
@@ -677,11 +679,11 @@ def _config_files(explicit: Iterable[str | os.PathLike[str]] | None, environ: Ma
         if not base.is_dir():
             return [], [f"AMAS_CONFIG_DIR: {directory!r} is not a directory"]
     else:
-        from amas_otel.project_root import ProjectRootError, find_project_root
-
+        # Only the environment decides how the root is found: the YAML files are found through it.
         try:
-            base = find_project_root(None) / "config"
-        except ProjectRootError:
+            limits = load_settings(config_files=()).project_root
+            base = search_project_root(None, max_depth=limits.max_depth, security_level=limits.security_level) / "config"
+        except (ConfigError, ProjectRootError):
             return [], []
     return [base / name for name in _DEFAULT_FILES if (base / name).is_file()], []
 
@@ -894,6 +896,6 @@ def get_settings() -> Settings:
 
 
 def set_active_settings(settings: Settings) -> None:
-    """Make ``settings`` what :func:`get_settings` returns (``amas_otel.configure()`` does, with the settings it applied)."""
+    """Make ``settings`` what :func:`get_settings` returns (``configure()`` does, once they are applied)."""
     global _settings
     _settings = settings

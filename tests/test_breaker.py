@@ -567,7 +567,9 @@ def test_transition_is_logged(tel: Telemetry) -> None:
     with structlog.testing.capture_logs() as logs:
         trip(breaker)
     (record,) = [r for r in logs if r.get("event") == "circuit breaker state changed"]
-    assert record["breaker"] == "log" and record["state"] == "open" and record["log_level"] == "warning"
+    assert record["amas.breaker.name"] == "log" and record["log_level"] == "warning"
+    assert record["amas.breaker.state"] == "open" and record["amas.breaker.previous_state"] == "closed"
+    assert record["amas.breaker.consecutive_failures"] == 2 and record["amas.breaker.last_failure"] == "Boom"
 
 
 def test_no_synchronous_instrument_on_the_call_path(tel: Telemetry) -> None:
