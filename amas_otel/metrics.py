@@ -35,7 +35,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, KNOWN_HTTP_METHODS, HttpAttr, Metric, MetricAttr
 
 __all__ = [
     "MetricsService",
@@ -69,7 +69,6 @@ DEFAULT_CARDINALITY_LIMIT = 2000
 #: Bucket boundaries the HTTP semantic conventions recommend for http.server.request.duration (s).
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _OUTCOME = {True: "success", False: "failure"}
 # Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
 _HTTP_ATTR_CACHE_SIZE = 4096
@@ -219,7 +218,7 @@ class MetricsService:
         upper = str(method).upper()
         status: int | str = f"{status_code // 100}xx" if self.status_code_classes else status_code
         attrs: dict[str, Any] = {
-            HttpAttr.REQUEST_METHOD: upper if upper in _KNOWN_METHODS else "_OTHER",
+            HttpAttr.REQUEST_METHOD: upper if upper in KNOWN_HTTP_METHODS else "_OTHER",
             HttpAttr.ROUTE: str(endpoint),
             HttpAttr.RESPONSE_STATUS_CODE: status,
         }
