@@ -176,3 +176,33 @@ def test_steps_sharing_a_record_state_in_an_own_chain_stamp_the_otel_record_and_
     finally:
         structlog.reset_defaults()
     assert [record.log_record.timestamp // 1000 for record in exporter.get_finished_logs()] == _line_instants(stream)
+
+
+@pytest.mark.parametrize("own_processors", [[], [add_payment_token]], ids=["amas-otel's steps only", "with a user processor"])
+def test_correlation_off_leaves_ids_out_of_the_line_but_not_out_of_the_otel_record(own_processors: list[Any]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from amas_otel.logging import LoggingContext
+
+    exporter = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    stream = io.StringIO()
+    try:
+        configure_logging(
+            LoggingConfig(stream=stream, enable_metrics=False, enable_correlation=False),
+            processors=own_processors,
+            logger_provider=logger_provider,
+        )
+        with LoggingContext(correlation_id="req-7"), TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                get_logger("quiet").exception("failed")
+    finally:
+        structlog.reset_defaults()
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert "trace_id" not in line and "correlation_id" not in line
+    assert "ValueError: boom" in line["exception"]
+    (record,) = exporter.get_finished_logs()
+    assert record.log_record.trace_id == span.get_span_context().trace_id

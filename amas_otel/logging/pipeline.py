@@ -196,8 +196,7 @@ def configure_logging(
     )
     chain: list[Processor]
     if user_processors:
-        # Bound ``__call__`` methods: calling an instance goes through its
-        # type's call slot, twice the work of a method call.
+        # Bound ``__call__`` methods: calling an instance would go through its type's call slot first.
         chain = [fields.__call__, *([correlation.__call__] if correlation else [])]
         chain += [exceptions.__call__, *user_processors, redaction, export.__call__]
     else:
