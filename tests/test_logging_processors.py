@@ -62,10 +62,7 @@ def test_a_user_processor_runs_in_the_chain_and_its_output_is_redacted_in_the_li
 
 
 def test_amas_otel_processors_in_an_applications_own_structlog_chain() -> None:
-    exporter = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    stream = io.StringIO()
+    exporter, logger_provider, stream = _in_memory_logs()
     structlog.configure(
         processors=[
             RecordFields(),
@@ -120,6 +117,14 @@ def test_the_json_renderer_writes_the_bytes_the_pipeline_always_wrote(event_dict
     assert json_renderer()(None, "info", dict(event_dict)) == line
 
 
+def _in_memory_logs() -> tuple[InMemoryLogRecordExporter, LoggerProvider, io.StringIO]:
+    """An exporter keeping the OTel log records, its logger provider, and a stream for the lines."""
+    exporter = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    return exporter, logger_provider, io.StringIO()
+
+
 def _line_instants(stream: io.StringIO) -> list[int]:
     """Each JSON line's ``timestamp`` in whole microseconds since the epoch."""
     instants = []
@@ -134,10 +139,7 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 @pytest.mark.parametrize("own_processors", [[], [add_payment_token]], ids=["amas-otel's steps only", "with a user processor"])
 def test_the_otel_record_and_the_json_line_carry_the_same_instant(own_processors: list[Any]) -> None:
-    exporter = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    stream = io.StringIO()
+    exporter, logger_provider, stream = _in_memory_logs()
     try:
         configure_logging(LoggingConfig(stream=stream, enable_metrics=False), processors=own_processors, logger_provider=logger_provider)
         log = get_logger("clock")
@@ -154,10 +156,7 @@ def test_the_otel_record_and_the_json_line_carry_the_same_instant(own_processors
 
 
 def test_steps_sharing_a_record_state_in_an_own_chain_stamp_the_otel_record_and_the_line_alike() -> None:
-    exporter = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    stream = io.StringIO()
+    exporter, logger_provider, stream = _in_memory_logs()
     state = RecordState()
     structlog.configure(
         processors=[
@@ -184,10 +183,7 @@ def test_correlation_off_leaves_ids_out_of_the_line_but_not_out_of_the_otel_reco
 
     from amas_otel.logging import LoggingContext
 
-    exporter = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    stream = io.StringIO()
+    exporter, logger_provider, stream = _in_memory_logs()
     try:
         configure_logging(
             LoggingConfig(stream=stream, enable_metrics=False, enable_correlation=False),
