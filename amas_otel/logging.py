@@ -658,6 +658,8 @@ class _RecordProcessor:
             merge_contextvars(logger, method_name, event_dict)
         level = event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")  # a standard-library record's logger name
+        if record is not None:
+            event_dict.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
         name = record.name if record is not None else getattr(logger, "name", None)
         if name:
             event_dict["logger"] = name
@@ -688,10 +690,15 @@ class _RecordProcessor:
                 # traceback again.
                 event_dict[semconv.EXCEPTION_TYPE] = exception_type_name(type(event_dict.pop("exc_info")[1]))
             else:
+                raised = _raised(event_dict["exc_info"])
                 event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+                if raised is not None and "exception" in event_dict:  # the exceptions-in-logs convention
+                    event_dict.setdefault(semconv.EXCEPTION_TYPE, exception_type_name(type(raised)))
+                    event_dict.setdefault(semconv.EXCEPTION_MESSAGE, _message(raised))
         event_dict = self._redact(logger, method_name, event_dict)
         if self._counter is not None:
-            self._counter.add(level, event_dict.get("component"))
+            # An application's own ``component`` field (LoggingContext(component=...)) counts too.
+            self._counter.add(level, event_dict.get(semconv.COMPONENT) or event_dict.get("component"))
         # Not for the SDK's own warnings: it logs some (attribute limits) while holding
         # the span's lock, and adding an event to that span would wait on it forever.
         if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording() and not _from_sdk(name):
@@ -815,6 +822,22 @@ def _logged_before(exc_info: Any) -> bool:
     return type(exc_info) is tuple and len(exc_info) == 3 and getattr(exc_info[1], _LOGGED_MARK, False) is True
 
 
+def _raised(exc_info: Any) -> BaseException | None:
+    """The exception an ``exc_info`` value (``True``, an exception, a ``sys.exc_info()`` tuple) stands for."""
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1] if len(exc_info) == 3 and isinstance(exc_info[1], BaseException) else None
+    return sys.exc_info()[1] if exc_info else None
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still gets its record
+        return f"<unprintable {type(exc).__name__}>"
+
+
 def exception_type_name(cls: type) -> str:
     """``exception.type`` as OpenTelemetry's semantic conventions spell it: module-qualified, builtins bare."""
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -922,7 +945,7 @@ def route_server_loggers() -> None:
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``.
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``amas.component``.
 
     Safe before :func:`amas_otel.configure`: the logger's first use (its first
     record, ``bind``…) configures amas-otel from the resolved settings when
@@ -930,7 +953,7 @@ def get_logger(name: str | None = None, component: str | None = None) -> Any:
     record is ever written unredacted.  Getting a logger does nothing, so
     module-level loggers leave an explicit ``configure(...)`` at start-up in charge.
     """
-    return _FirstUseLogger((name,), {"component": component} if component else {})
+    return _FirstUseLogger((name,), {semconv.COMPONENT: component} if component else {})
 
 
 class _FirstUseLogger:
