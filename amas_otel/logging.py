@@ -684,11 +684,16 @@ class _RecordProcessor:
         if "stack_info" in event_dict:
             event_dict = _STACK_INFO(logger, method_name, event_dict)
         if "exc_info" in event_dict:
-            if record is not None and _logged_before(event_dict["exc_info"]):
+            logged_in = _logged_in(event_dict["exc_info"]) if record is not None else None
+            if logged_in is not None:
                 # A server's report (uvicorn's "Exception in ASGI application") of an exception
-                # the request layer logged already, with the request's ids: the line, not the
-                # traceback again.
+                # the request layer logged already: the line, not the traceback again, with the
+                # ids of the request it was logged in (the server reports it outside that context).
                 event_dict[semconv.EXCEPTION_TYPE] = exception_type_name(type(event_dict.pop("exc_info")[1]))
+                if not span_context.is_valid and logged_in.is_valid:
+                    ids = _span_ids(logged_in)
+                    if self._correlation:
+                        event_dict["trace_id"], event_dict["span_id"] = ids[1], ids[2]
             else:
                 raised = _raised(event_dict["exc_info"])
                 event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
@@ -808,18 +813,24 @@ _LOGGED_MARK = "__amas_otel_logged__"
 def mark_logged(exc: BaseException) -> None:
     """Note that ``exc`` was logged with its traceback, so a later standard-library record of it shows only its line.
 
+    Called in the request's context: that later record carries the request's trace and span ids.
+
     For an exception that is answered, logged and then raised on to the
     server (as Starlette does): the server's own report of it, routed through
     this pipeline, would print the same traceback a second time.
     """
     try:
-        setattr(exc, _LOGGED_MARK, True)
+        setattr(exc, _LOGGED_MARK, trace.get_current_span().get_span_context())
     except Exception:  # noqa: BLE001 - an exception class that refuses attributes is simply reported twice
         pass
 
 
-def _logged_before(exc_info: Any) -> bool:
-    return type(exc_info) is tuple and len(exc_info) == 3 and getattr(exc_info[1], _LOGGED_MARK, False) is True
+def _logged_in(exc_info: Any) -> Any:
+    """The span context ``exc_info``'s exception was logged in by :func:`mark_logged`; None if it was not."""
+    if type(exc_info) is tuple and len(exc_info) == 3:
+        logged_in = getattr(exc_info[1], _LOGGED_MARK, None)
+        return logged_in if isinstance(logged_in, trace.SpanContext) else None
+    return None
 
 
 def _raised(exc_info: Any) -> BaseException | None:
