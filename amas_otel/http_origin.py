@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -108,6 +109,7 @@ def _node(value: str) -> str:
     return host if sep and port.isdigit() and ":" not in host else value
 
 
+@functools.lru_cache(maxsize=256)  # a service sees a handful of Host values: parsed once each
 def _host_port(value: str | None) -> tuple[str | None, int | None]:
     """``Host`` / ``X-Forwarded-Host`` / ``Forwarded host=``: ``"example.com:8443"`` → ``("example.com", 8443)``."""
     if not value:

@@ -16,7 +16,8 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
   cannot answer.
 * :class:`RateLimitMiddleware` — pure ASGI; 429 with ``Retry-After`` and
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
-  client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
+  client address from the connection, ``Forwarded`` / ``X-Forwarded-For`` only from trusted
+  proxies (:mod:`amas_otel.http_origin`, which gives the request span the same client).
   Standalone: :func:`amas_otel.fastapi.instrument_app` applies the same limit
   (the same code, ``_RateLimitGate``) from within its telemetry layer instead.
 """
