@@ -440,9 +440,23 @@ def record_http_request(
     duration: float,
     request_size: int | None = None,
     response_size: int | None = None,
+    *,
+    scheme: str | None = None,
+    protocol_version: str | None = None,
+    error_type: str | None = None,
 ) -> None:
     """The guide's module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
-    get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
+    get_metrics_service().record_http_request(
+        method,
+        endpoint,
+        status_code,
+        duration,
+        request_size,
+        response_size,
+        scheme=scheme,
+        protocol_version=protocol_version,
+        error_type=error_type,
+    )
 
 
 def record_error(error_type: str, component: str) -> None:

@@ -98,6 +98,18 @@ def test_system_gauges_are_observable(service: MetricsService) -> None:
     assert families["process_memory_usage_bytes"][0]["value"] > 1_000_000
 
 
+def test_http_duration_attributes_follow_the_server_convention(service: MetricsService) -> None:
+    service.record_http_request("GET", "/a", 200, 0.01, scheme="https", protocol_version="2")
+    service.record_http_request("get", "", 404, 0.01, scheme="http", protocol_version="1.1")  # methods are case-sensitive
+    service.record_http_request("GET", "/b", 500, 0.01, scheme="http", protocol_version="1.1", error_type="shop.PaymentError")
+    labels = {s["labels"]["http_response_status_code"]: s["labels"] for s in _series(service, "http_server_request_duration_seconds")}
+    assert labels == {
+        "200": {"http_request_method": "GET", "http_response_status_code": "200", "http_route": "/a", "network_protocol_version": "2", "url_scheme": "https"},
+        "404": {"http_request_method": "_OTHER", "http_response_status_code": "404", "network_protocol_version": "1.1", "url_scheme": "http"},
+        "500": {"error_type": "shop.PaymentError", "http_request_method": "GET", "http_response_status_code": "500", "http_route": "/b", "network_protocol_version": "1.1", "url_scheme": "http"},
+    }
+
+
 def test_cardinality_is_capped_and_overflow_counted() -> None:
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)], views=metric_views(10))
