@@ -18,8 +18,9 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from amas_otel.semconv import KNOWN_HTTP_METHODS
+
 __all__ = [
-    "DEFAULT_KNOWN_METHODS",
     "RequestOrigin",
     "client_address",
     "is_trusted",
@@ -29,9 +30,6 @@ __all__ = [
     "request_origin",
 ]
 
-#: The semantic conventions' known methods: RFC 9110's, PATCH (RFC 5789) and QUERY, as
-#: opentelemetry-python-contrib's ``sanitize_method`` lists them.
-DEFAULT_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -43,7 +41,7 @@ def known_http_methods() -> frozenset[str]:
     from amas_otel.config import get_settings
 
     configured = get_settings().otel.http_known_methods
-    return DEFAULT_KNOWN_METHODS if configured is None else frozenset(configured)
+    return KNOWN_HTTP_METHODS if configured is None else frozenset(configured)
 
 
 def normalise_method(method: str, known: frozenset[str]) -> tuple[str, str | None]:

@@ -183,6 +183,12 @@ class HealthSignal:
 # http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
 
+#: The HTTP methods the semantic conventions know by default (``http.request.method``): RFC 9110's, PATCH
+#: (RFC 5789) and QUERY, as opentelemetry-python-contrib's ``sanitize_method`` lists them; others are
+#: recorded as ``_OTHER``.  ``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`` replaces the list (amas_otel.http_origin).
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
+
+
 class HttpAttr:
     """OTel HTTP semantic-convention attributes of server spans, ``http.server.request.duration`` and request logs."""
 
