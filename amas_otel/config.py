@@ -249,6 +249,10 @@ class OtelSettings:
     traces_sampler_arg: float | None = _f(
         None, "OTEL_TRACES_SAMPLER_ARG", "traces_sampler_arg", "float", minimum=0.0, maximum=1.0
     )
+    #: Full replacement of the HTTP semantic conventions' known methods (case-sensitive); others are ``_OTHER``.
+    http_known_methods: tuple[str, ...] | None = _f(
+        None, "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "instrumentation_http_known_methods", "methods"
+    )
     #: Longest time process exit may wait for telemetry to flush.
     shutdown_timeout: float = _f(
         1.0, "AMAS_SHUTDOWN_TIMEOUT_SECONDS", "shutdown_timeout", "float", minimum=0.0
@@ -396,6 +400,9 @@ def _number(raw: Any, kind: type, meta: Mapping[str, Any]) -> Any:
     return value
 
 
+_METHOD_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def _split(raw: Any) -> list[str]:
     if isinstance(raw, (list, tuple)):
         return [str(item).strip() for item in raw if str(item).strip()]
@@ -465,6 +472,11 @@ def _parse(raw: Any, meta: Mapping[str, Any]) -> Any:
         return text
     if kind == "list":
         return tuple(_split(raw))
+    if kind == "methods":  # RFC 9110 method tokens, case-sensitive
+        methods = tuple(_split(raw))
+        if not methods or not all(_METHOD_TOKEN.fullmatch(method) for method in methods):
+            raise _Bad("expected a comma-separated list of HTTP method names (case-sensitive tokens, e.g. GET,POST,PURGE)")
+        return methods
     if kind == "exporters":
         names = tuple(name.lower() for name in _split(raw))
         accepted = _EXPORTERS[meta["signal"]]

@@ -34,8 +34,9 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
+from amas_otel.http_origin import known_http_methods, normalise_method
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, KNOWN_HTTP_METHODS, HttpAttr, Metric, MetricAttr
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
 __all__ = [
     "MetricsService",
@@ -113,7 +114,8 @@ class MetricsService:
     ``meter_provider`` defaults to the global one.  ``registry`` is the
     ``prometheus_client`` registry :meth:`get_metrics` reads (default: the one
     the embedded Prometheus endpoint serves).  ``status_code_classes`` records
-    ``2xx``/``4xx``… instead of exact status codes.  ``system_metrics`` adds the
+    ``2xx``/``4xx``… (``amas.http.response.status_class``) instead of exact
+    status codes (``http.response.status_code``, which never holds a class).  ``system_metrics`` adds the
     psutil gauges (CPU, memory, the filesystem holding ``filesystem_path``).
     ``custom_metrics`` (default ``AMAS_CUSTOM_METRICS_ENABLED``) registers the
     application's own ``amas.*`` instruments (:data:`CUSTOM_METRICS`); when
@@ -144,7 +146,8 @@ class MetricsService:
         custom_meter = meter if custom_metrics else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         self._registry = registry
         self.status_code_classes = status_code_classes
-        self._http_attrs: dict[tuple[str, str, int], BoundHistogram] = {}
+        self._http_attrs: dict[tuple[Any, ...], BoundHistogram] = {}
+        self._known_methods = known_http_methods()
         self._cache_counts: dict[str, _Lookups] = {}
         self._cache_lock = threading.Lock()
 
@@ -195,16 +198,24 @@ class MetricsService:
         duration: float,
         request_size: int | None = None,
         response_size: int | None = None,
+        *,
+        scheme: str | None = None,
+        protocol_version: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         """Record one served request: ``duration`` in seconds, ``endpoint`` a route template.
 
         Pass the route template (``/api/orders/{order_id}``), not the raw path:
         raw paths make a series per id (the cardinality limit then folds them
-        into the overflow point).  Sizes are in bytes and optional.
+        into the overflow point); ``""`` when no route matched (no ``http.route``).
+        Sizes are in bytes and optional.  ``scheme`` (``url.scheme``) and
+        ``protocol_version`` (``network.protocol.version``) are recorded when
+        given; ``error_type`` is ``error.type`` (for a 5xx, the status code by default).
         """
-        bound = self._http_attrs.get((method, endpoint, status_code))
+        key = (method, endpoint, status_code, scheme, protocol_version, error_type)
+        bound = self._http_attrs.get(key)
         if bound is None:
-            bound = self._bind_http_attrs(method, endpoint, status_code)
+            bound = self._bind_http_attrs(key)
         bound.record(duration)
         attrs = bound.attributes
         if request_size is not None:
@@ -212,21 +223,28 @@ class MetricsService:
         if response_size is not None:
             self._http_response_size.record(response_size, attrs)
 
-    def _bind_http_attrs(self, method: str, endpoint: str, status_code: int) -> BoundHistogram:
+    def _bind_http_attrs(self, key: tuple[Any, ...]) -> BoundHistogram:
+        method, endpoint, status_code, scheme, protocol_version, error_type = key
         if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
             raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
-        upper = str(method).upper()
-        status: int | str = f"{status_code // 100}xx" if self.status_code_classes else status_code
-        attrs: dict[str, Any] = {
-            HttpAttr.REQUEST_METHOD: upper if upper in KNOWN_HTTP_METHODS else "_OTHER",
-            HttpAttr.ROUTE: str(endpoint),
-            HttpAttr.RESPONSE_STATUS_CODE: status,
-        }
-        if status_code >= 500:
-            attrs[ERROR_TYPE] = str(status)
+        attrs: dict[str, Any] = {HttpAttr.REQUEST_METHOD: normalise_method(str(method), self._known_methods)[0]}
+        if endpoint:
+            attrs[HttpAttr.ROUTE] = str(endpoint)
+        if self.status_code_classes:  # a class is not a status code: it has an attribute of its own
+            attrs[HttpAttr.RESPONSE_STATUS_CLASS] = f"{status_code // 100}xx"
+        else:
+            attrs[HttpAttr.RESPONSE_STATUS_CODE] = status_code
+        if scheme:
+            attrs[HttpAttr.URL_SCHEME] = str(scheme)
+        if protocol_version:
+            attrs[HttpAttr.PROTOCOL_VERSION] = str(protocol_version)
+        if error_type:
+            attrs[ERROR_TYPE] = str(error_type)
+        elif status_code >= 500:
+            attrs[ERROR_TYPE] = str(status_code)
         bound = BoundHistogram(self._http_duration, attrs)
         if len(self._http_attrs) < _HTTP_ATTR_CACHE_SIZE:
-            self._http_attrs[(method, endpoint, status_code)] = bound
+            self._http_attrs[key] = bound
         return bound
 
     # --- errors, business, performance ----------------------------------------------
@@ -435,9 +453,23 @@ def record_http_request(
     duration: float,
     request_size: int | None = None,
     response_size: int | None = None,
+    *,
+    scheme: str | None = None,
+    protocol_version: str | None = None,
+    error_type: str | None = None,
 ) -> None:
     """Module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
-    get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
+    get_metrics_service().record_http_request(
+        method,
+        endpoint,
+        status_code,
+        duration,
+        request_size,
+        response_size,
+        scheme=scheme,
+        protocol_version=protocol_version,
+        error_type=error_type,
+    )
 
 
 def record_error(error_type: str, component: str) -> None:

@@ -209,7 +209,7 @@ LEVEL_RULES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 MAXIMUM_ALLOWED_KEYS: tuple[str, ...] = (
     "event", "level", "logger", "timestamp", "trace_id", "span_id", "component", "correlation_id",
     "event_name", "exception.type", "error.type", "http.request.method", "http.response.status_code",
-    "http.route", "url.scheme", "server.port", "rpc.system", "rpc.service", "rpc.method", "db.system",
+    "http.route", "http.server.request.duration", "url.scheme", "server.port", "rpc.system", "rpc.service", "rpc.method", "db.system",
     "db.operation.name", "messaging.system", "host.name", "process.pid",
     "service.", "telemetry.", "otel.", "amas.", "code.", "network.protocol.", "thread.",
 )

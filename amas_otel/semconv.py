@@ -183,16 +183,32 @@ class HealthSignal:
 # http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
 
-#: The HTTP methods the semantic conventions know (``http.request.method``); others are recorded as ``_OTHER``.
-KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+#: The HTTP methods the semantic conventions know by default (``http.request.method``): RFC 9110's, PATCH
+#: (RFC 5789) and QUERY, as opentelemetry-python-contrib's ``sanitize_method`` lists them; others are
+#: recorded as ``_OTHER``.  ``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`` replaces the list (amas_otel.http_origin).
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 
 
 class HttpAttr:
-    """OTel HTTP semantic-convention attributes recorded by :mod:`amas_otel.metrics`."""
+    """OTel HTTP semantic-convention attributes of server spans, ``http.server.request.duration`` and request logs."""
 
     REQUEST_METHOD = "http.request.method"
+    #: The method as received, on spans, when it is not a known one (``http.request.method`` is then ``_OTHER``).
+    REQUEST_METHOD_ORIGINAL = "http.request.method_original"
     ROUTE = "http.route"
     RESPONSE_STATUS_CODE = "http.response.status_code"
+    #: ``2xx``/``4xx``… with ``MetricsService(status_code_classes=True)``, instead of RESPONSE_STATUS_CODE.
+    RESPONSE_STATUS_CLASS = "amas.http.response.status_class"
+    URL_SCHEME = "url.scheme"
+    URL_PATH = "url.path"
+    #: The query string, values redacted like every attribute (on spans, when a query was received).
+    URL_QUERY = "url.query"
+    PROTOCOL_VERSION = "network.protocol.version"
+    SERVER_ADDRESS = "server.address"
+    SERVER_PORT = "server.port"
+    USER_AGENT = "user_agent.original"
+    #: Duration of the request in seconds on its log record (the unit of ``http.server.request.duration``).
+    REQUEST_DURATION = "http.server.request.duration"
 
 
 class MetricAttr:

@@ -365,6 +365,34 @@ async def test_service_callables_all_shapes(tel: Telemetry) -> None:
     assert checks["raises"]["error_type"] == "ZeroDivisionError"
 
 
+async def test_a_status_change_is_logged_in_its_check_span(tel: Telemetry) -> None:
+    # The record is written while the check's span is current, so it carries that span's ids
+    # (the background refresh has no request around it; before, the ids were all zeros).
+    from opentelemetry import trace
+
+    seen: list[Any] = []
+
+    def current_span_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(trace.get_current_span().get_span_context())
+        return event
+
+    tel.logger = structlog.wrap_logger(
+        structlog.PrintLogger(io.StringIO()), processors=[current_span_ids, tel.logs], wrapper_class=structlog.stdlib.BoundLogger
+    )
+    up = [True]
+    service = tel.service()
+    service.add("dep", lambda: up[0])
+    await service.check_health()
+    up[0] = False
+    await service.check_health()
+    (entry,) = tel.logs.entries
+    assert entry["event"] == "health check status changed"
+    (ids,) = seen
+    check_span = tel.spans.get_finished_spans()[-1]
+    assert check_span.name == "health_check dep"
+    assert (ids.trace_id, ids.span_id) == (check_span.context.trace_id, check_span.context.span_id)
+
+
 async def test_retries_then_success_with_span_events(tel: Telemetry) -> None:
     calls = []
 

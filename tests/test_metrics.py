@@ -98,6 +98,18 @@ def test_system_gauges_are_observable(service: MetricsService) -> None:
     assert families["process_memory_usage_bytes"][0]["value"] > 1_000_000
 
 
+def test_http_duration_attributes_follow_the_server_convention(service: MetricsService) -> None:
+    service.record_http_request("GET", "/a", 200, 0.01, scheme="https", protocol_version="2")
+    service.record_http_request("get", "", 404, 0.01, scheme="http", protocol_version="1.1")  # methods are case-sensitive
+    service.record_http_request("GET", "/b", 500, 0.01, scheme="http", protocol_version="1.1", error_type="shop.PaymentError")
+    labels = {s["labels"]["http_response_status_code"]: s["labels"] for s in _series(service, "http_server_request_duration_seconds")}
+    assert labels == {
+        "200": {"http_request_method": "GET", "http_response_status_code": "200", "http_route": "/a", "network_protocol_version": "2", "url_scheme": "https"},
+        "404": {"http_request_method": "_OTHER", "http_response_status_code": "404", "network_protocol_version": "1.1", "url_scheme": "http"},
+        "500": {"error_type": "shop.PaymentError", "http_request_method": "GET", "http_response_status_code": "500", "http_route": "/b", "network_protocol_version": "1.1", "url_scheme": "http"},
+    }
+
+
 def test_cardinality_is_capped_and_overflow_counted() -> None:
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)], views=metric_views(10))
@@ -117,8 +129,10 @@ def test_status_code_classes() -> None:
     service = MetricsService(meter_provider=provider, registry=registry, status_code_classes=True, system_metrics=False)
     for code in (200, 201, 204, 404, 500):
         service.record_http_request("GET", "/x", code, 0.01)
-    codes = sorted(s["labels"]["http_response_status_code"] for s in _series(service, "http_server_request_duration_seconds"))
-    assert codes == ["2xx", "4xx", "5xx"]
+    series = _series(service, "http_server_request_duration_seconds")
+    # A class is not a status code: it goes under an attribute of its own, never http.response.status_code.
+    assert sorted(s["labels"]["amas_http_response_status_class"] for s in series) == ["2xx", "4xx", "5xx"]
+    assert not any("http_response_status_code" in s["labels"] for s in series)
 
 
 def test_bad_input_is_named(service: MetricsService) -> None:
@@ -210,7 +224,7 @@ def test_bound_http_recording_equals_the_sdk_public_path(exemplar_filter: Any) -
     for i, value in enumerate(durations):
         method, route, status = keys[i % len(keys)]
         service.record_http_request(method, route, status, value)
-        histogram.record(value, service._http_attrs[(method, route, status)].attributes)
+        histogram.record(value, service._http_attrs[(method, route, status, None, None, None)].attributes)
     found = _points(fast)
     assert len(found) == 4
     assert found == _points(public)
@@ -257,7 +271,7 @@ def test_bound_http_recording_samples_exemplars_under_a_sampled_span_only() -> N
         context.detach(token)
     with tracer.start_as_current_span("request"):
         service.record_http_request("GET", "/a", 200, 0.05)
-    attributes = service._http_attrs[("GET", "/a", 200)].attributes
+    attributes = service._http_attrs[("GET", "/a", 200, None, None, None)].attributes
     for value in (0.01, 0.02, 0.03, 0.04):
         histogram.record(value, attributes)
     with tracer.start_as_current_span("request"):
@@ -265,7 +279,7 @@ def test_bound_http_recording_samples_exemplars_under_a_sampled_span_only() -> N
     found = _points(fast)
     assert [point[-1] for point in found.values()] == [1]  # the sampled span's measurement only
     assert found == _points(public)
-    assert service._http_attrs[("GET", "/a", 200)]._targets
+    assert service._http_attrs[("GET", "/a", 200, None, None, None)]._targets
 
 
 def test_bound_http_recording_follows_the_meter_being_disabled_and_enabled_again() -> None:
@@ -276,7 +290,7 @@ def test_bound_http_recording_follows_the_meter_being_disabled_and_enabled_again
     service = MetricsService(meter_provider=provider, system_metrics=False)
     for _ in range(3):
         service.record_http_request("GET", "/a", 200, 0.01)
-    assert service._http_attrs[("GET", "/a", 200)]._targets
+    assert service._http_attrs[("GET", "/a", 200, None, None, None)]._targets
     provider._set_meter_configurator(meter_configurator=_disable_meter_configurator)
     for _ in range(4):
         service.record_http_request("GET", "/a", 200, 0.01)
@@ -304,6 +318,6 @@ def test_bound_http_recording_to_two_readers_equals_the_sdk_public_path() -> Non
     histogram = MetricsService(meter_provider=MeterProvider(metric_readers=[public]), system_metrics=False)._http_duration
     for value in (0.001, 0.2, 3.0, 0.04):
         service.record_http_request("PUT", "/c", 204, value)
-        histogram.record(value, service._http_attrs[("PUT", "/c", 204)].attributes)
-    assert len(service._http_attrs[("PUT", "/c", 204)]._targets) == 2
+        histogram.record(value, service._http_attrs[("PUT", "/c", 204, None, None, None)].attributes)
+    assert len(service._http_attrs[("PUT", "/c", 204, None, None, None)]._targets) == 2
     assert _points(first) == _points(second) == _points(public)

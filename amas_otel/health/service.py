@@ -442,6 +442,8 @@ class HealthCheckService:
                 span.record_exception(error)
             if result.status is HealthStatus.UNHEALTHY:
                 span.set_status(Status(StatusCode.ERROR, result.message))
+            # In the check's span: a status-change record carries its trace and span ids.
+            self._note(result)
         self._duration.record(
             result.duration_seconds,
             {
@@ -450,7 +452,6 @@ class HealthCheckService:
                 HealthSignal.CHECK_RESULT: result.status.value,
             },
         )
-        self._note(result)
         return result
 
     @staticmethod

@@ -233,7 +233,8 @@ class OTelLogExport:
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         level = level_name(method_name)
         if self._counter is not None:
-            self._counter.add(level, event_dict.get("component"))
+            # An application's own ``component`` field (LoggingContext(component=...)) counts too.
+            self._counter.add(level, event_dict.get(semconv.COMPONENT) or event_dict.get("component"))
         ctx, span, ids = self._spans.lookup(event_dict)
         # Not for the SDK's own warnings: it logs some (attribute limits) while holding
         # the span's lock, and adding an event to that span would wait on it forever.

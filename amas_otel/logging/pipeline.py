@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import structlog
 
+from amas_otel import semconv
 from amas_otel.config import ConfigError, LoggingSettings, environment_setting, get_settings
 from amas_otel.logging.bridge import OTelLogExport, record_counter
 from amas_otel.logging.correlation import CorrelationSpanProcessor
@@ -148,7 +149,7 @@ def configure_logging(
     if config.enable_correlation:
         chain.append(CorrelationFields(spans=spans).__call__)
     chain += [
-        ExceptionFields().__call__,
+        ExceptionFields(spans=spans).__call__,
         *user_processors,
         # This pipeline's redactor, bound: the lines follow configure_logging's
         # settings even while another redactor is the process's for a moment.
@@ -231,7 +232,7 @@ def route_server_loggers() -> None:
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``.
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``amas.component``.
 
     Safe before :func:`amas_otel.configure`: the logger's first use (its first
     record, ``bind``…) configures amas-otel from the resolved settings when
@@ -239,7 +240,7 @@ def get_logger(name: str | None = None, component: str | None = None) -> Any:
     record is ever written unredacted.  Getting a logger does nothing, so
     module-level loggers leave an explicit ``configure(...)`` at start-up in charge.
     """
-    return _FirstUseLogger((name,), {"component": component} if component else {})
+    return _FirstUseLogger((name,), {semconv.COMPONENT: component} if component else {})
 
 
 class _FirstUseLogger:

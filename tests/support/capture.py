@@ -290,7 +290,10 @@ def capture_example(tmp_path: Path, python_env: Any, repo: Path) -> Capture:
         with log.open("w") as out:
             process = subprocess.Popen(
                 [str(BIN / "amas-otel-instrument"), str(BIN / "uvicorn"), "examples.app:app",
-                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "info", "--no-access-log"],
+                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "info", "--no-access-log",
+                 # amas-otel decides which proxies it believes (RATE_LIMIT_TRUSTED_PROXIES): uvicorn's own
+                 # rewriting (on for 127.0.0.1 by default) would replace the proxy's address by the client's.
+                 "--no-proxy-headers"],
                 cwd=repo,
                 env=python_env(**settings),
                 stdout=out,
