@@ -69,7 +69,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from amas_otel._counting import Tally
 from amas_otel.config import ConfigError, get_settings
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, Breaker as _S
+from amas_otel.scope import amas_meter, amas_tracer
+from amas_otel.semconv import Breaker as _S
 
 __all__ = [
     "CircuitState",
@@ -434,7 +435,7 @@ class CircuitBreaker:
             if span.is_recording():
                 span.add_event(_S.STATE_CHANGE_EVENT, attributes)
             else:
-                tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=self._tracer_provider)
+                tracer = amas_tracer(self._tracer_provider)
                 with tracer.start_as_current_span(_S.TRANSITION_SPAN, attributes={_S.NAME: self.name}) as own:
                     own.add_event(_S.STATE_CHANGE_EVENT, attributes)
         except Exception:  # noqa: BLE001 - telemetry must not break the call
@@ -677,9 +678,7 @@ def _instruments_for(meter_provider: metrics.MeterProvider | None) -> _Instrumen
     with _instruments_lock:
         entry = _instruments.get(key)
         if entry is None or entry[0] is not meter_provider:
-            from amas_otel import __version__
-
-            meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
+            meter = amas_meter(meter_provider)
             entry = _instruments[key] = (meter_provider, _Instruments(meter))
         return entry[1]
 

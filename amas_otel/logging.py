@@ -48,6 +48,7 @@ from amas_otel._counting import Tally
 from amas_otel._sanitize import encodable
 from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import ConfigError
+from amas_otel.scope import amas_meter
 from amas_otel.redaction import (
     Redactor,
     SecurityLevel,
@@ -518,7 +519,7 @@ class _LogRecordCounter:
         if id(meter_provider) in self._providers:
             return
         self._providers.add(id(meter_provider))
-        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE)
+        meter = amas_meter(meter_provider)
         meter.create_observable_counter(
             semconv.LOG_RECORDS, callbacks=[self._observe], unit="{record}", description="Log records by level and component"
         )

@@ -27,14 +27,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from time import time_ns
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.context import get_current
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
+from amas_otel.scope import amas_meter
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
@@ -122,11 +121,9 @@ class MetricsService:
         filesystem_path: str = "/",
         custom_metrics: bool | None = None,
     ) -> None:
-        from amas_otel import __version__
-
         if meter_provider is None:  # on the global provider
             configure_on_first_use("MetricsService")
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
+        meter = amas_meter(meter_provider)
         if custom_metrics is None:
             from amas_otel.config import get_settings
 

@@ -53,7 +53,8 @@ from typing import Any, TypeVar
 from opentelemetry import metrics, trace
 
 from amas_otel.config import ConfigError, RecoverySettings, get_settings
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, Recovery as _S
+from amas_otel.scope import amas_meter, amas_tracer
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, Recovery as _S
 
 __all__ = [
     "ErrorSeverity",
@@ -205,8 +206,8 @@ class ErrorRecoveryService:
     ) -> None:
         self.settings = settings or get_settings().error_recovery
         self._breakers = breaker_service
-        self._tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
-        self._attempts = metrics.get_meter(INSTRUMENTATION_SCOPE, meter_provider=meter_provider).create_counter(
+        self._tracer = amas_tracer(tracer_provider)
+        self._attempts = amas_meter(meter_provider).create_counter(
             _S.ATTEMPTS_METRIC, unit=_S.ATTEMPTS_UNIT, description="Error recovery strategy attempts by outcome"
         )
         self._random = random_source or random.Random()

@@ -122,7 +122,10 @@ def _assert_promql(server: prometheus.PrometheusServer, jobs: dict[str, str]) ->
         assert {"0.005", "0.01", "0.025", "0.1", "+Inf"} <= {b["metric"]["le"] for b in buckets}
         assert _value(server.wait_for(f'amas_breaker_state{{{selector},amas_breaker_state="open"}} == 1')) == 1
         assert _value(server.query(f'amas_breaker_state{{{selector},amas_breaker_state="closed"}}')) == 0
-        assert _value(server.wait_for(f'amas_health_check_status{{{selector},amas_health_check_name="downstream"}} == 0')) == 0
+        # Unit "1": the collector's exporter adds the _ratio suffix (collector/alerts.yml matches both names).
+        health = server.wait_for(f'amas_health_check_status_ratio{{{selector},amas_health_check_name="downstream"}}')
+        assert {s["metric"]["amas_health_check_result"]: s["value"][1] for s in health} == {
+            "healthy": "0", "degraded": "0", "unhealthy": "1"}, job
         assert _value(server.wait_for(
             f'amas_breaker_calls_total{{{selector},amas_breaker_outcome="rejected"}}')) == 2
         errors = server.wait_for(f"sum by (error_type) (amas_errors_total{{{selector}}})")
@@ -162,7 +165,7 @@ APP_ENDPOINT_ONLY = {
     "python_gc_objects_collected", "python_gc_objects_uncollectable", "python_info",
 }
 #: Gauges of unit "1": the collector's exporter adds the Prometheus unit suffix _ratio, the Python exporter does not.
-RATIO_SUFFIX = {"system_cpu_utilization", "system_filesystem_utilization", "system_memory_utilization"}
+RATIO_SUFFIX = {"amas_health_check_status", "system_cpu_utilization", "system_filesystem_utilization", "system_memory_utilization"}
 
 
 def _families(text: str, job: str | None = None) -> dict[str, tuple[str, frozenset[str], frozenset[float]]]:
