@@ -9,6 +9,9 @@ service, health checks, input validation and rate limiting, all through
 * ``GET  /api/data`` — the guide's hello route (logs inside a ``LoggingContext``)
 * ``GET  /api/orders/{order_id}`` — validated path parameter, a business event
 * ``POST /api/users`` — required fields, e-mail and password checks (400 with the field named)
+* ``GET  /api/reports/{name}`` — ``daily`` answers; any other name hits an unguarded ``KeyError``
+  (a bug left in on purpose): what an unexpected exception produces (a JSON 500, a ``request failed``
+  log record with the exception, an ``exception`` span event)
 * ``GET  /api/downstream`` — calls the simulated dependency through the breaker
   ``downstream``: failures open it, then 503 + ``Retry-After``
 * ``POST /admin/dependency/{state}`` — ``up`` / ``down``; ``down`` makes the
@@ -53,6 +56,7 @@ from amas_otel.metrics import get_metrics_service
 __all__ = ["app", "create_app"]
 
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_REPORTS = {"daily": ["orders", "users"]}
 
 
 class _Dependency:
@@ -112,6 +116,10 @@ def create_app(*, instrument: bool | None = None) -> FastAPI:
         validate_password_strength(data["password"])
         get_metrics_service().record_business_event("user_registration")
         return {"email": email, "name": data["name"]}
+
+    @app.get("/api/reports/{name}")
+    async def get_report(name: str) -> dict[str, object]:
+        return {"report": name, "rows": _REPORTS[name]}
 
     @app.get("/api/downstream")
     async def downstream() -> dict[str, str]:

@@ -8,11 +8,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support import free_port
 from tests.support.otlp import OtlpReceiver
+
+if TYPE_CHECKING:
+    from tests.support.capture import Capture
 from tests.support.services import postgres_server, redis_server
 
 __all__ = ["PYTHON", "REPO", "free_port", "python_env"]
@@ -52,6 +56,14 @@ def _fast_paths_restored() -> Iterator[None]:
     yield
     for path, (on, reason, tested, checked) in saved.items():
         path.on, path.reason, path.tested, path.checked = on, reason, tested, checked
+
+
+@pytest.fixture(scope="session")
+def example_capture(tmp_path_factory: pytest.TempPathFactory) -> "Capture":
+    """The example service's spans, metrics, log records and JSON lines for one request mix (run once)."""
+    from tests.support.capture import capture_example
+
+    return capture_example(tmp_path_factory.mktemp("capture"), python_env, REPO)
 
 
 @pytest.fixture
