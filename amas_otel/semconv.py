@@ -200,6 +200,8 @@ class MetricAttr:
     """``amas.*`` attributes of the metrics service's instruments."""
 
     OUTCOME = "amas.outcome"
+    #: ``MetricsService(status_code_classes=True)``: ``2xx``/``4xx``/``5xx`` in place of http.response.status_code.
+    HTTP_STATUS_CLASS = "amas.http.response.status_class"
     EVENT_NAME = "amas.event.name"
     OPERATION = "amas.operation.name"
     AUTH_OUTCOME = "amas.auth.outcome"
@@ -212,6 +214,10 @@ class MetricAttr:
     DB_SYSTEM = "db.system.name"
     DB_OPERATION = "db.operation.name"
     FILESYSTEM_MOUNTPOINT = "system.filesystem.mountpoint"
+    #: system.filesystem.usage: used / free / reserved.
+    FILESYSTEM_STATE = "system.filesystem.state"
+    #: system.memory.usage and .utilization: used / free / buffers / cached.
+    MEMORY_STATE = "system.memory.state"
     #: Set by the SDK on the data point that absorbs attribute sets beyond the cardinality limit.
     OVERFLOW = "otel.metric.overflow"
 
