@@ -10,8 +10,9 @@ values go wherever the configured readers send them (the embedded Prometheus
 endpoint, OTLP).  Names and units are listed in :class:`amas_otel.semconv.Metric`:
 OTel semantic-convention names where one exists (``http.server.request.duration``
 in seconds, ``db.client.operation.duration``, ``system.memory.usage``…), ``amas.*``
-otherwise.  System and cache-ratio values are *observable* gauges, read only
-when a reader collects.
+otherwise.  System, process and cache-ratio values are *observable* instruments
+(usages split by state as up-down counters, utilizations and ratios as gauges),
+read only when a reader collects.
 
 Cardinality is bounded three ways: HTTP recorders take route templates
 (``/api/orders/{order_id}``; :mod:`amas_otel.fastapi` passes the matched route,

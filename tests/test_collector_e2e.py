@@ -379,5 +379,6 @@ def test_demo_through_the_collector_prints_promql_answers() -> None:
     answers = done.stdout.split("answers, scraping the collector", 1)[1].split("\n4. ", 1)[0]
     assert re.search(r"breakers open: .*\n +\{'amas_breaker_name': 'downstream', 'amas_breaker_state': 'open'\} 1\n", answers)
     assert re.search(r"\{'http_route': '/api/downstream'\} 5\n", answers)
-    assert re.search(r"\{'amas_health_check_critical': 'true', 'amas_health_check_name': 'downstream'\} 0\n", answers)
+    assert re.search(r"health checks not healthy: .*\n +\{'amas_health_check_critical': 'true', 'amas_health_check_name': "
+                     r"'downstream', 'amas_health_check_result': 'unhealthy'\} 1\n", answers)
     assert "'alertname': 'AmasCircuitBreakerOpen', 'alertstate': 'pending'" in answers
