@@ -1,4 +1,4 @@
-"""Circuit breakers whose state and call counts are OpenTelemetry signals.
+"""Circuit breakers: the state machine and its call paths (sync, async, ``guard()``).
 
 >>> breaker = get_circuit_breaker_service().create_breaker("payments", CircuitBreakerConfig(failure_threshold=3))
 >>> breaker.call(charge, card)                 # sync callable
@@ -40,13 +40,12 @@ Timeouts (``timeout`` seconds, ``None`` for none) — a timeout is a failure
     :mod:`amas_otel.breaker_requests` passes the breaker's timeout to requests).
 
 Telemetry
-    ``amas.breaker.state`` (observable gauge) and ``amas.breaker.calls``
-    (observable counter, by outcome) are read from each breaker's own counters
-    when metrics are collected: the call path touches no instrument.  Every
-    state transition adds an ``amas.breaker.state_change`` event to the current
-    span (or to a short ``amas.breaker.transition`` span when none is
-    recording) and logs a structured record.  Telemetry failures are logged
-    and never reach the caller.
+    The state machine knows nothing of OpenTelemetry: it tells its hooks
+    (:mod:`amas_otel.resilience_hooks`) when a breaker is made and when it
+    changes state.  The default hook, :mod:`amas_otel.resilience_otel`, reads
+    the state and call counts when metrics are collected (the call path touches
+    no instrument) and turns transitions into span events and log records.
+    Hook failures are logged and never reach the caller.
 """
 
 from __future__ import annotations
@@ -58,22 +57,19 @@ import inspect
 import itertools
 import threading
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
-
 from amas_otel._counting import Tally
 from amas_otel.config import ConfigError, get_settings
+from amas_otel.resilience_hooks import BreakerCounts, BreakerCreated, BreakerTransition, CircuitState, ResilienceHook, notify
+from amas_otel.resilience_otel import BreakerTelemetry
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.scope import amas_meter, amas_tracer
-from amas_otel.semconv import Breaker as _S
 
 __all__ = [
     "CircuitState",
+    "BreakerCounts",
     "CircuitBreakerConfig",
     "CircuitBreaker",
     "CircuitBreakerOpenException",
@@ -86,14 +82,6 @@ __all__ = [
 _F = TypeVar("_F", bound=Callable[..., Any])
 _monotonic = time.monotonic
 _CO_COROUTINE = inspect.CO_COROUTINE
-
-
-class CircuitState(enum.StrEnum):
-    """A breaker's state; ``str()`` and f-strings give the value (``closed``), as the guide prints it."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
 
 
 _CLOSED, _OPEN, _HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
@@ -183,7 +171,18 @@ class _Phase:
 
 #: Async callables whose call() closure is kept per breaker (a bound on per-call lambdas).
 _RUNNER_CACHE_SIZE = 256
-_SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = "success", "failure", "timeout", "interrupted"
+
+
+class _Outcome(enum.Enum):
+    """How a call through the breaker ended (see "Outcomes" in the module docs)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+_SUCCESS, _FAILURE, _TIMEOUT, _INTERRUPTED = _Outcome.SUCCESS, _Outcome.FAILURE, _Outcome.TIMEOUT, _Outcome.INTERRUPTED
 
 
 class CircuitBreaker:
@@ -194,9 +193,10 @@ class CircuitBreaker:
         name: str,
         config: CircuitBreakerConfig | None = None,
         *,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
+        """``tracer_provider``/``meter_provider`` (None: the global ones) carry the default hook's signals."""
         if not isinstance(name, str) or not name:
             raise ConfigError([f"CircuitBreaker name: {name!r} is invalid; expected a non-empty string"])
         if config is not None and not isinstance(config, CircuitBreakerConfig):
@@ -216,9 +216,9 @@ class CircuitBreaker:
         # from the previous period still holds its slot in the next one.
         self._trials_in_flight = 0
         self._last_failure: str | None = None
-        self._tracer_provider = tracer_provider
         self._runners: dict[Any, Callable[..., Awaitable[Any]]] = {}
-        _instruments_for(meter_provider).add(self)
+        self._hook: ResilienceHook = BreakerTelemetry(tracer_provider, meter_provider)
+        notify(self._hook, BreakerCreated(self))
 
     # --- public API -------------------------------------------------------
 
@@ -271,10 +271,19 @@ class CircuitBreaker:
         """Open the breaker now; it admits a trial after ``recovery_timeout``."""
         self._move_to(_OPEN, force=True)
 
+    def counts(self) -> BreakerCounts:
+        """Call totals by outcome since the breaker was made."""
+        return BreakerCounts(
+            success=self._ok.value(),
+            failure=self._failed.value(),
+            timeout=self._timed_out.value(),
+            rejected=self._rejected.value(),
+            interrupted=self._interrupted.value(),
+        )
+
     def get_stats(self) -> dict[str, Any]:
         phase = self._phase
-        ok, failed, timed_out = self._ok.value(), self._failed.value(), self._timed_out.value()
-        rejected, interrupted = self._rejected.value(), self._interrupted.value()
+        counts = self.counts()
         cfg = self.config
         return {
             "name": self.name,
@@ -285,12 +294,12 @@ class CircuitBreaker:
             "half_open_successes": phase.successes,
             "half_open_in_flight": self._trials_in_flight,
             "transitions": self._transitions,
-            "calls": ok + failed + timed_out + interrupted,
-            "successes": ok,
-            "failures": failed,
-            "timeouts": timed_out,
-            "rejections": rejected,
-            "interrupted": interrupted,
+            "calls": counts.success + counts.failure + counts.timeout + counts.interrupted,
+            "successes": counts.success,
+            "failures": counts.failure,
+            "timeouts": counts.timeout,
+            "rejections": counts.rejected,
+            "interrupted": counts.interrupted,
             "last_failure": self._last_failure,
             "config": {
                 "failure_threshold": cfg.failure_threshold,
@@ -354,7 +363,7 @@ class CircuitBreaker:
             self._announce(*change)
         return phase, trial
 
-    def _classify(self, exc: BaseException | None, start: float | None) -> str:
+    def _classify(self, exc: BaseException | None, start: float | None) -> _Outcome:
         """Outcome of a finished call: ``exc`` is what it raised, ``start`` its sync start time."""
         if isinstance(exc, Exception) or exc is None:
             if exc is not None and isinstance(exc, self.config.failure_exceptions) and not isinstance(
@@ -369,7 +378,7 @@ class CircuitBreaker:
             return _SUCCESS
         return _INTERRUPTED
 
-    def _settle(self, phase: _Phase, trial: bool, outcome: str) -> None:
+    def _settle(self, phase: _Phase, trial: bool, outcome: _Outcome) -> None:
         if outcome is _SUCCESS:
             next(self._ok)
         elif outcome is _FAILURE:
@@ -421,42 +430,18 @@ class CircuitBreaker:
             self._announce(*change)
 
     def _announce(self, old: _Phase, new: _Phase) -> None:
-        """Span event + structured log for a transition.  Never raises."""
-        attributes = {
-            _S.NAME: self.name,
-            _S.PREVIOUS_STATE: old.state.value,
-            _S.STATE: new.state.value,
-            _S.FAILURES: old.failures,
-        }
-        if new.state is _OPEN:
-            attributes[_S.RETRY_AFTER] = float(self.config.recovery_timeout)
-        try:
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.add_event(_S.STATE_CHANGE_EVENT, attributes)
-            else:
-                tracer = amas_tracer(self._tracer_provider)
-                with tracer.start_as_current_span(_S.TRANSITION_SPAN, attributes={_S.NAME: self.name}) as own:
-                    own.add_event(_S.STATE_CHANGE_EVENT, attributes)
-        except Exception:  # noqa: BLE001 - telemetry must not break the call
-            _internal_log().debug("amas_otel: breaker span event failed", exc_info=True)
-        try:
-            from amas_otel.logging import get_logger
-
-            log = get_logger("amas_otel.breaker", component="circuit_breaker")
-            emit = log.warning if new.state is _OPEN else log.info
-            emit(
-                "circuit breaker state changed",
-                event_name=_S.STATE_CHANGE_EVENT,
-                breaker=self.name,
-                previous_state=old.state.value,
-                state=new.state.value,
+        """Tell the hooks about a transition (after the lock is released: hooks may be slow)."""
+        notify(
+            self._hook,
+            BreakerTransition(
+                breaker_name=self.name,
+                previous_state=old.state,
+                state=new.state,
                 consecutive_failures=old.failures,
                 last_failure=self._last_failure,
-                retry_after=attributes.get(_S.RETRY_AFTER),
-            )
-        except Exception:  # noqa: BLE001
-            _internal_log().debug("amas_otel: breaker log record failed", exc_info=True)
+                retry_after=float(self.config.recovery_timeout) if new.state is _OPEN else None,
+            ),
+        )
 
 
 def _internal_log() -> Any:
@@ -534,8 +519,8 @@ class _Deadlines:
     (moving their tokens to ``_expired``, so the call reports a timeout
     rather than a cancellation) and re-arms at the next deadline in flight.
     One ``asyncio.timeout`` per call arms and cancels a timer handle per
-    call, about ten times the cost of a breaker call (README, benchmarks);
-    here a busy breaker costs one sweep per ``timeout`` period.
+    call, which dwarfs the breaker itself (README, benchmarks); here a busy
+    breaker costs one sweep per ``timeout`` period.
     """
 
     __slots__ = ("loop", "running", "_expired", "handle", "next_at")
@@ -622,67 +607,6 @@ class _Guard:
         breaker._settle(self._phase, self._trial, breaker._classify(exc, None))
 
 
-# --- observable instruments ---------------------------------------------------
-
-
-class _Instruments:
-    """The two observable instruments of one meter provider, reporting every breaker made with it."""
-
-    def __init__(self, meter: metrics.Meter) -> None:
-        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        meter.create_observable_gauge(
-            _S.STATE_METRIC,
-            callbacks=[self._observe_state],
-            unit=_S.STATE_UNIT,
-            description="Circuit breaker state: 1 for the current state, 0 for the others",
-        )
-        meter.create_observable_counter(
-            _S.CALLS_METRIC,
-            callbacks=[self._observe_calls],
-            unit=_S.CALLS_UNIT,
-            description="Calls through a circuit breaker by outcome (success, failure, timeout, rejected)",
-        )
-
-    def add(self, breaker: CircuitBreaker) -> None:
-        with self._lock:
-            self._breakers.add(breaker)
-
-    def _snapshot(self) -> list[CircuitBreaker]:
-        with self._lock:
-            return list(self._breakers)
-
-    def _observe_state(self, options: CallbackOptions) -> Iterable[Observation]:
-        for breaker in self._snapshot():
-            current = breaker._phase.state
-            for state in CircuitState:
-                yield Observation(1 if state is current else 0, {_S.NAME: breaker.name, _S.STATE: state.value})
-
-    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
-        for breaker in self._snapshot():
-            for outcome, counter in (
-                ("success", breaker._ok),
-                ("failure", breaker._failed),
-                ("timeout", breaker._timed_out),
-                ("rejected", breaker._rejected),
-            ):
-                yield Observation(counter.value(), {_S.NAME: breaker.name, _S.OUTCOME: outcome})
-
-
-_instruments: dict[int, tuple[Any, _Instruments]] = {}
-_instruments_lock = threading.Lock()
-
-
-def _instruments_for(meter_provider: metrics.MeterProvider | None) -> _Instruments:
-    key = id(meter_provider)
-    with _instruments_lock:
-        entry = _instruments.get(key)
-        if entry is None or entry[0] is not meter_provider:
-            meter = amas_meter(meter_provider)
-            entry = _instruments[key] = (meter_provider, _Instruments(meter))
-        return entry[1]
-
-
 # --- service and decorator ----------------------------------------------------
 
 
@@ -692,8 +616,8 @@ class CircuitBreakerService:
     def __init__(
         self,
         *,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
@@ -723,7 +647,7 @@ class CircuitBreakerService:
 
     def get_breaker(self, name: str) -> CircuitBreaker:
         """Breaker ``name``, created on first request with ``CircuitBreakerConfig()`` (the
-        ``CIRCUIT_BREAKER_*`` settings) — the guide's ``get_breaker("external_api").call(...)``.
+        ``CIRCUIT_BREAKER_*`` settings), so ``get_breaker("external_api").call(...)`` needs no set-up.
 
         To configure a breaker differently, :meth:`create_breaker` it with its
         config before anything asks for it by name.

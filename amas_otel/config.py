@@ -4,7 +4,7 @@ Precedence, highest first:
 
 1. explicit arguments (``load_settings(overrides={"logging": {"level": "DEBUG"}})``
    or ``amas_otel.configure(...)``),
-2. environment variables (the standard ``OTEL_*`` ones and the AMAS guide's),
+2. environment variables (the standard ``OTEL_*`` ones and amas-otel's own, README settings table),
 3. YAML files (``config/logging.yaml``, ``config/health.yaml``,
    ``config/metrics.yaml`` and the combined ``config/amas-otel.yaml`` under the
    project root, or the files named by ``AMAS_CONFIG_FILES``),
@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from amas_otel._redaction_keys import is_sensitive_key
+from amas_otel.project_search import ProjectRootError, search_project_root
 
 __all__ = [
     "ConfigError",
@@ -45,6 +46,7 @@ __all__ = [
     "HEALTH_CHECK_TYPES",
     "load_settings",
     "get_settings",
+    "set_active_settings",
     "parse_bool",
 ]
 
@@ -170,8 +172,8 @@ class RecoverySettings:
 @dataclass(frozen=True)
 class MetricsSettings:
     prometheus_enabled: bool = _f(True, "PROMETHEUS_ENABLED", "prometheus.enabled", "bool")
-    # 9464 is the OpenTelemetry Prometheus exporter's registered port; the
-    # guide's 9090 would collide with the Prometheus server itself.
+    # 9464 is the OpenTelemetry Prometheus exporter's registered port; 9090
+    # would collide with the Prometheus server itself.
     prometheus_port: int = _f(9464, "PROMETHEUS_PORT", "prometheus.port", "int", minimum=0, maximum=65535)
     prometheus_path: str = _f("/metrics", "PROMETHEUS_METRICS_PATH", "prometheus.path", "path")
     prometheus_host: str = _f("0.0.0.0", "PROMETHEUS_HOST", "prometheus.host", "str")
@@ -188,7 +190,7 @@ class MetricsSettings:
 @dataclass(frozen=True)
 class RateLimitSettings:
     # Off unless asked for: a library that silently limited every client to
-    # the guide's 60 requests a minute would break applications on upgrade.
+    # 60 requests a minute would break applications on upgrade.
     enabled: bool = _f(False, "RATE_LIMIT_ENABLED", "enabled", "bool")
     requests_per_minute: float = _f(
         60.0, "RATE_LIMIT_REQUESTS_PER_MINUTE", "requests_per_minute", "float", minimum=0.0, exclusive=True
@@ -644,11 +646,11 @@ def _config_files(explicit: Iterable[str | os.PathLike[str]] | None, environ: Ma
         if not base.is_dir():
             return [], [f"AMAS_CONFIG_DIR: {directory!r} is not a directory"]
     else:
-        from amas_otel.project_root import ProjectRootError, find_project_root
-
+        # Only the environment decides how the root is found: the YAML files are found through it.
         try:
-            base = find_project_root(None) / "config"
-        except ProjectRootError:
+            limits = load_settings(config_files=()).project_root
+            base = search_project_root(None, max_depth=limits.max_depth, security_level=limits.security_level) / "config"
+        except (ConfigError, ProjectRootError):
             return [], []
     return [base / name for name in _DEFAULT_FILES if (base / name).is_file()], []
 
@@ -860,6 +862,7 @@ def get_settings() -> Settings:
     return _settings
 
 
-def _set_active(settings: Settings) -> None:
+def set_active_settings(settings: Settings) -> None:
+    """Make ``settings`` what :func:`get_settings` returns (``configure()`` does, once they are applied)."""
     global _settings
     _settings = settings

@@ -80,7 +80,8 @@ def breaker_states(url: str, timeout: float = 2.0) -> dict[str, str] | None:
     """The circuit breakers a running application reports at its metrics endpoint ``url``: ``{name: state}``.
 
     Read from the ``amas_breaker_state`` gauge (1 for each breaker's current
-    state).  None when nothing answers there with Prometheus text.
+    state; ``amas_breaker_state_ratio`` through the collector, which suffixes
+    gauges of unit 1).  None when nothing answers there with Prometheus text.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -93,7 +94,7 @@ def breaker_states(url: str, timeout: float = 2.0) -> dict[str, str] | None:
     gauge = Breaker.STATE_METRIC.replace(".", "_")
     states: dict[str, str] = {}
     for family in families:
-        if family.name != gauge:
+        if family.name not in (gauge, f"{gauge}_ratio"):
             continue
         for sample in family.samples:
             name, state = sample.labels.get(Breaker.NAME.replace(".", "_")), sample.labels.get(Breaker.STATE.replace(".", "_"))

@@ -34,7 +34,7 @@ __all__ = [
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION_HEADER_KEY = CORRELATION_HEADER.lower().encode()
 
-#: The guide's minimum password length.
+#: The shortest password :func:`validate_password` accepts by default.
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -126,7 +126,7 @@ def validate_email(value: Any, *, field: str = "email") -> str:
 def validate_password_strength(password: Any, *, field: str = "password", min_length: int = MIN_PASSWORD_LENGTH) -> None:
     """Raise :class:`ValidationError` unless ``password`` is strong enough.
 
-    The guide's rule: at least ``min_length`` (8) characters.  Also required:
+    At least ``min_length`` (8) characters.  Also required:
     a letter and a digit or symbol.  The message says what is missing; it
     never contains the password.
     """

@@ -1,4 +1,4 @@
-"""The guide's metrics service, on OpenTelemetry instruments.
+"""The metrics service: the AMAS metric kinds (HTTP, errors, business events, …) on OpenTelemetry instruments.
 
 >>> metrics = get_metrics_service()
 >>> metrics.record_http_request(method="GET", endpoint="/api/users/{user_id}", status_code=200, duration=0.15)
@@ -30,6 +30,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
@@ -104,8 +105,19 @@ def _non_negative(name: str, value: Any) -> float:
     return float(value)
 
 
+@dataclass(slots=True)
+class _Lookups:
+    """One cache's lookups since start (only caches looked up at least once are kept)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def hit_ratio(self) -> float:
+        return self.hits / (self.hits + self.misses)
+
+
 class MetricsService:
-    """Recorders of the guide's metric kinds on one OTel meter.
+    """Recorders of the AMAS metric kinds on one OTel meter.
 
     ``meter_provider`` defaults to the global one.  ``registry`` is the
     ``prometheus_client`` registry :meth:`get_metrics` reads (default: the one
@@ -141,7 +153,7 @@ class MetricsService:
         self._registry = registry
         self.status_code_classes = status_code_classes
         self._http_attrs: dict[tuple[str, str, int], BoundHistogram] = {}
-        self._cache_counts: dict[str, list[int]] = {}
+        self._cache_counts: dict[str, _Lookups] = {}
         self._cache_lock = threading.Lock()
 
         def histogram(
@@ -290,25 +302,28 @@ class MetricsService:
             with self._cache_lock:
                 counts = self._cache_counts.get(cache)
                 if counts is None and len(self._cache_counts) < _MAX_CACHES:
-                    counts = self._cache_counts[cache] = [0, 0]
+                    counts = self._cache_counts[cache] = _Lookups()
                 if counts is not None:
-                    counts[0 if hit else 1] += 1
+                    if hit:
+                        counts.hits += 1
+                    else:
+                        counts.misses += 1
         self._cache_ops.add(1, attrs)
 
     def cache_hit_ratio(self, cache: str) -> float | None:
         """Hits / lookups of ``cache`` since start, or None before its first lookup."""
         with self._cache_lock:
             counts = self._cache_counts.get(cache)
-            return counts[0] / (counts[0] + counts[1]) if counts else None
+            return counts.hit_ratio() if counts else None
 
     def _observe_hit_ratio(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._cache_lock:
-            snapshot = [(name, hits, misses) for name, (hits, misses) in self._cache_counts.items()]
-        return [Observation(hits / (hits + misses), {MetricAttr.CACHE_NAME: name}) for name, hits, misses in snapshot]
+            snapshot = [(name, counts.hit_ratio()) for name, counts in self._cache_counts.items()]
+        return [Observation(ratio, {MetricAttr.CACHE_NAME: name}) for name, ratio in snapshot]
 
     # --- reading -----------------------------------------------------------------
 
-    def get_metrics(self, format: str = "text") -> Any:  # noqa: A002 - the guide's word
+    def get_metrics(self, format: str = "text") -> Any:  # noqa: A002 - the public keyword callers pass
         """The current values.
 
         ``"text"`` (default): one readable line per series, e.g.
@@ -506,10 +521,10 @@ def record_http_request(
     request_size: int | None = None,
     response_size: int | None = None,
 ) -> None:
-    """The guide's module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
+    """Module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
     get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
 
 
 def record_error(error_type: str, component: str) -> None:
-    """The guide's module-level form of :meth:`MetricsService.record_error` on :func:`get_metrics_service`."""
+    """Module-level form of :meth:`MetricsService.record_error` on :func:`get_metrics_service`."""
     get_metrics_service().record_error(error_type, component)

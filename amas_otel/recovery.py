@@ -1,4 +1,4 @@
-"""Error recovery strategies, observable as OpenTelemetry signals.
+"""Error recovery strategies: which to try for an error, and trying them.
 
 >>> service = get_error_recovery_service()
 >>> ok = await service.handle_error(ErrorContext("database_error", "Connection failed",
@@ -33,8 +33,10 @@ tried in order until one succeeds (defaults by severity in
 
 A strategy with nothing to work on (no retry callable, no fallback, no
 breaker, no hook) is ``skipped``.  Every attempt is counted in
-``amas.recovery.attempts`` {strategy, outcome, error.type} and in
-:meth:`~ErrorRecoveryService.get_stats`.
+:meth:`~ErrorRecoveryService.get_stats` and told to the resilience hooks
+(:mod:`amas_otel.resilience_hooks`); the default hook
+(:mod:`amas_otel.resilience_otel`) makes the span, its events and the
+``amas.recovery.attempts`` counter.
 """
 
 from __future__ import annotations
@@ -46,15 +48,22 @@ import inspect
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from opentelemetry import metrics, trace
-
 from amas_otel.config import ConfigError, RecoverySettings, get_settings
-from amas_otel.scope import amas_meter, amas_tracer
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, Recovery as _S
+from amas_otel.resilience_hooks import (
+    ManualInterventionRequired,
+    RecoveryOutcome,
+    RecoveryStarted,
+    ResilienceHook,
+    RetryScheduled,
+    StrategyFinished,
+    enter_hooks,
+    notify,
+)
+from amas_otel.resilience_otel import RecoveryTelemetry
 
 __all__ = [
     "ErrorSeverity",
@@ -94,7 +103,8 @@ DEFAULT_STRATEGIES: Mapping[ErrorSeverity, tuple[RecoveryStrategy, ...]] = {
     ErrorSeverity.CRITICAL: (_R.MANUAL_INTERVENTION,),
 }
 
-_SUCCESS, _FAILURE, _SKIPPED, _BREAKER_OPEN, _ESCALATED = "success", "failure", "skipped", "breaker_open", "escalated"
+_SUCCESS, _FAILURE, _SKIPPED = RecoveryOutcome.SUCCESS, RecoveryOutcome.FAILURE, RecoveryOutcome.SKIPPED
+_BREAKER_OPEN, _ESCALATED = RecoveryOutcome.BREAKER_OPEN, RecoveryOutcome.ESCALATED
 
 
 @dataclass
@@ -132,51 +142,86 @@ class ErrorContext:
             ) from None
 
 
-# Strategies are written once as generators that yield ("sleep", seconds) or
-# ("call", fn) steps; a sync and an async driver run them.
-_Step = tuple[str, Any]
-_Plan = Generator[_Step, Any, str]
+# Strategies are written once as generators that yield _Sleep or _Call steps
+# and return their outcome; a sync and an async driver run them.
+@dataclass(frozen=True, slots=True)
+class _Sleep:
+    seconds: float
+
+    def run_sync(self) -> None:
+        time.sleep(self.seconds)
+
+    async def run_async(self) -> None:
+        await asyncio.sleep(self.seconds)
 
 
-def _drive_sync(plan: _Plan) -> str:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """Call ``fn()``; its result (or exception) is sent back into the plan."""
+
+    fn: Callable[[], Any]
+
+    def run_sync(self) -> Any:
+        value = self.fn()
+        if inspect.isawaitable(value):
+            _close(value)
+            raise TypeError(f"{self.fn!r} returned an awaitable in synchronous recovery; give a sync callable")
+        return value
+
+    async def run_async(self) -> Any:
+        value = self.fn()
+        return await value if inspect.isawaitable(value) else value
+
+
+_Plan = Generator[_Sleep | _Call, Any, RecoveryOutcome]
+
+
+class _PlanRun:
+    """One strategy's plan being driven: each step's result, or its exception, goes back into the plan."""
+
+    __slots__ = ("_plan", "_value", "_error", "outcome")
+
+    def __init__(self, plan: _Plan) -> None:
+        self._plan = plan
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.outcome = RecoveryOutcome.FAILURE
+
+    def next_step(self) -> _Sleep | _Call | None:
+        """The step the plan asks for next; None once it has returned its ``outcome``."""
+        value, error = self._value, self._error
+        self._value = self._error = None
         try:
-            kind, arg = plan.throw(error) if error is not None else plan.send(value)
+            return self._plan.throw(error) if error is not None else self._plan.send(value)
         except StopIteration as done:
-            return done.value
-        value, error = None, None
+            self.outcome = done.value
+            return None
+
+    def settle(self, run: Callable[[], Any]) -> None:
         try:
-            if kind == "sleep":
-                time.sleep(arg)
-            else:
-                value = arg()
-                if inspect.isawaitable(value):
-                    _close(value)
-                    raise TypeError(f"{arg!r} returned an awaitable in synchronous recovery; give a sync callable")
+            self._value = run()
         except Exception as exc:  # noqa: BLE001 - handed to the strategy
-            error = exc
+            self._error = exc
+
+    async def settle_async(self, run: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            self._value = await run()
+        except Exception as exc:  # noqa: BLE001 - handed to the strategy
+            self._error = exc
 
 
-async def _drive_async(plan: _Plan) -> str:
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            kind, arg = plan.throw(error) if error is not None else plan.send(value)
-        except StopIteration as done:
-            return done.value
-        value, error = None, None
-        try:
-            if kind == "sleep":
-                await asyncio.sleep(arg)
-            else:
-                value = arg()
-                if inspect.isawaitable(value):
-                    value = await value
-        except Exception as exc:  # noqa: BLE001
-            error = exc
+def _drive_sync(plan: _Plan) -> RecoveryOutcome:
+    run = _PlanRun(plan)
+    while (step := run.next_step()) is not None:
+        run.settle(step.run_sync)
+    return run.outcome
+
+
+async def _drive_async(plan: _Plan) -> RecoveryOutcome:
+    run = _PlanRun(plan)
+    while (step := run.next_step()) is not None:
+        await run.settle_async(step.run_async)
+    return run.outcome
 
 
 def _close(awaitable: Any) -> None:
@@ -200,16 +245,14 @@ class ErrorRecoveryService:
         settings: RecoverySettings | None = None,
         *,
         breaker_service: Any = None,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
         random_source: random.Random | None = None,
     ) -> None:
+        """``tracer_provider``/``meter_provider`` (None: the global ones) carry the default hook's signals."""
         self.settings = settings or get_settings().error_recovery
         self._breakers = breaker_service
-        self._tracer = amas_tracer(tracer_provider)
-        self._attempts = amas_meter(meter_provider).create_counter(
-            _S.ATTEMPTS_METRIC, unit=_S.ATTEMPTS_UNIT, description="Error recovery strategy attempts by outcome"
-        )
+        self._hook: ResilienceHook = RecoveryTelemetry(tracer_provider, meter_provider)
         self._random = random_source or random.Random()
         self._strategies: dict[tuple[str | None, ErrorSeverity | None], tuple[RecoveryStrategy, ...]] = {}
         self._fallbacks: dict[str, Callable[[], Any]] = {}
@@ -297,49 +340,37 @@ class ErrorRecoveryService:
 
     async def handle_error(self, context: ErrorContext) -> bool:
         """Try the configured strategies; True when one recovered (see ``context.result``)."""
-        with self._span(context) as span:
+        with enter_hooks(self._hook, RecoveryStarted(context)):
             for strategy in self._chosen(context):
-                outcome = await _drive_async(self._plan(strategy, context, span))
-                if self._finish(strategy, context, outcome, span):
+                outcome = await _drive_async(self._plan(strategy, context))
+                if self._finish(strategy, context, outcome):
                     return True
             return False
 
     def handle_error_sync(self, context: ErrorContext) -> bool:
         """:meth:`handle_error` for synchronous code: sleeps block, callables must be sync."""
-        with self._span(context) as span:
+        with enter_hooks(self._hook, RecoveryStarted(context)):
             for strategy in self._chosen(context):
-                outcome = _drive_sync(self._plan(strategy, context, span))
-                if self._finish(strategy, context, outcome, span):
+                outcome = _drive_sync(self._plan(strategy, context))
+                if self._finish(strategy, context, outcome):
                     return True
             return False
 
     def _chosen(self, context: ErrorContext) -> tuple[RecoveryStrategy, ...]:
         return self.strategies_for(context.error_type, context.severity) if self.settings.enabled else ()
 
-    def _span(self, context: ErrorContext) -> Any:
-        attributes = {ERROR_TYPE: context.error_type, _S.SEVERITY: context.severity.value}
-        if context.component:
-            attributes[COMPONENT] = context.component
-        if context.operation:
-            attributes[_S.OPERATION] = context.operation
-        return self._tracer.start_as_current_span(_S.HANDLE_SPAN, attributes=attributes)
-
-    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: str, span: Any) -> bool:
-        key = (context.error_type, strategy.value, outcome)
+    def _finish(self, strategy: RecoveryStrategy, context: ErrorContext, outcome: RecoveryOutcome) -> bool:
+        key = (context.error_type, strategy.value, outcome.value)
         with self._lock:
             self._stats[key] = self._stats.get(key, 0) + 1
-        try:
-            self._attempts.add(1, {_S.STRATEGY: strategy.value, _S.OUTCOME: outcome, ERROR_TYPE: context.error_type})
-            span.add_event(_S.STRATEGY_EVENT, {_S.STRATEGY: strategy.value, _S.OUTCOME: outcome})
-        except Exception:  # noqa: BLE001 - telemetry never breaks recovery
-            pass
+        notify(self._hook, StrategyFinished(context, strategy.value, outcome))
         if outcome == _SUCCESS:
             context.recovered_by = strategy
             return True
         return False
 
-    def _plan(self, strategy: RecoveryStrategy, context: ErrorContext, span: Any) -> _Plan:
-        return getattr(self, f"_plan_{strategy.value}")(context, span)
+    def _plan(self, strategy: RecoveryStrategy, context: ErrorContext) -> _Plan:
+        return getattr(self, f"_plan_{strategy.value}")(context)
 
     def _breaker(self, context: ErrorContext) -> Any:
         name = context.breaker or context.component
@@ -357,7 +388,7 @@ class ErrorRecoveryService:
         delay = min(delay, cfg.max_retry_delay)
         return self._random.uniform(delay / 2, delay)
 
-    def _plan_retry(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_retry(self, context: ErrorContext) -> _Plan:
         if context.retry is None or self.settings.max_retries == 0:
             return _SKIPPED
         breaker = self._breaker(context)
@@ -365,29 +396,29 @@ class ErrorRecoveryService:
             if breaker is not None and breaker.retry_after() > 0:
                 return _BREAKER_OPEN
             delay = self._delay(attempt)
-            span.add_event(_S.RETRY_EVENT, {_S.ATTEMPT: attempt, _S.DELAY: delay})
-            yield ("sleep", delay)
+            notify(self._hook, RetryScheduled(context, attempt, delay))
+            yield _Sleep(delay)
             if breaker is not None and breaker.retry_after() > 0:
                 return _BREAKER_OPEN
             try:
-                context.result = yield ("call", context.retry)
+                context.result = yield _Call(context.retry)
             except Exception as exc:  # noqa: BLE001 - the next attempt decides
                 context.exception = exc
                 continue
             return _SUCCESS
         return _FAILURE
 
-    def _plan_fallback(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_fallback(self, context: ErrorContext) -> _Plan:
         fallback = context.fallback or self._fallbacks.get(context.error_type)
         if fallback is None:
             return _SKIPPED
         try:
-            context.result = yield ("call", fallback)
+            context.result = yield _Call(fallback)
         except Exception:  # noqa: BLE001
             return _FAILURE
         return _SUCCESS
 
-    def _plan_circuit_breaker(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_circuit_breaker(self, context: ErrorContext) -> _Plan:
         breaker = self._breaker(context)
         if breaker is None:
             return _SKIPPED
@@ -395,29 +426,29 @@ class ErrorRecoveryService:
         return _SUCCESS
         yield  # a generator like the others
 
-    def _plan_graceful_degradation(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_graceful_degradation(self, context: ErrorContext) -> _Plan:
         degradation = self._degradations.get(context.component or "")
         if degradation is None:
             return _SKIPPED
         degradation.active, degradation.reason = True, f"{context.error_type}: {context.error_message}"
         if degradation.handler is not None:
             try:
-                context.result = yield ("call", lambda: degradation.handler(context))  # type: ignore[misc]
+                context.result = yield _Call(lambda: degradation.handler(context))  # type: ignore[misc]
             except Exception:  # noqa: BLE001
                 return _FAILURE
         return _SUCCESS
 
-    def _plan_service_restart(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_service_restart(self, context: ErrorContext) -> _Plan:
         hook = self._restart_hooks.get(context.component or "")
         if hook is None:
             return _SKIPPED
         try:
-            restarted = yield ("call", lambda: hook(context))
+            restarted = yield _Call(lambda: hook(context))
         except Exception:  # noqa: BLE001
             return _FAILURE
         return _FAILURE if restarted is False else _SUCCESS
 
-    def _plan_manual_intervention(self, context: ErrorContext, span: Any) -> _Plan:
+    def _plan_manual_intervention(self, context: ErrorContext) -> _Plan:
         details = {
             "error_type": context.error_type,
             "error_message": context.error_message,
@@ -425,15 +456,7 @@ class ErrorRecoveryService:
             "component": context.component,
             "operation": context.operation,
         }
-        span.add_event(_S.MANUAL_INTERVENTION_EVENT, {k: v for k, v in details.items() if v is not None})
-        try:
-            from amas_otel.logging import get_logger
-
-            get_logger("amas_otel.security", component=context.component or "error_recovery").critical(
-                "manual intervention required", event_name=_S.MANUAL_INTERVENTION_EVENT, security_event=True, **details
-            )
-        except Exception:  # noqa: BLE001 - logging failure must not hide the escalation's span event
-            pass
+        notify(self._hook, ManualInterventionRequired(context, details))
         return _ESCALATED
         yield
 

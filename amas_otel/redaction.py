@@ -254,14 +254,22 @@ _NUMBER_KINDS = frozenset({"_uuid", "_timestamp", "iban", "ssn", "card", "ip", "
 # "xox" (Slack).  Words with at most four digits (routes, versions) are worth
 # remembering; ids and paths holding a long id would only churn the cache.
 # The test runs on bytes with C-level translate() calls: a regular expression
-# saying the same costs a match object and a malloc'd stack per call, which
-# was about half of a clean span's redaction time.
+# saying the same allocates a match object and a stack per call, on the path
+# every clean span takes (README, benchmarks).
 _WORD_LIMITS = (sys.maxsize, 8, 6)  # most digits in a quiet word, per level (capped at high)
 _HEX_DIGITS = b"0123456789abcdef"
 _UUID_SHAPE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 _UUID_MASK = bytes(120 if c in _HEX_DIGITS else 45 if c == 45 else 63 for c in range(256))  # hex digit -> "x"
 _WORD_LETTERS = b"abcdefghijklmnopqrstuvwxyz/{}-"  # the word characters but digits and "."
 _DIGITS_AS_ZERO = bytes(48 if 48 <= c <= 57 else c for c in range(256))  # a string's shape: every digit "0"
+
+
+class _Quietness(enum.Enum):
+    """What :func:`_quiet_test` decided about a string's shape."""
+
+    LOUD = "loud"  # a rule might match: scan it
+    QUIET = "quiet"  # no rule can match
+    QUIET_REPEATING = "quiet_repeating"  # no rule can match, and such words repeat: remember the value clean
 
 
 def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], bool]:
@@ -277,8 +285,8 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
     letters = _WORD_LETTERS if dotted else _WORD_LETTERS + b"."
     classes = bytes(48 if 48 <= c <= 57 else 97 if c in letters else 46 if c == 46 else 63 for c in range(256))
 
-    def verdict(shape: bytes) -> int:
-        """0: not quiet; 1: quiet; 2: quiet and worth remembering (a word with at most four digits)."""
+    def verdict(shape: bytes) -> _Quietness:
+        """Whether a string of this shape is quiet; repeating when it is a word with at most four digits."""
         marked = shape.translate(classes)
         if b"?" in marked:
             digits = -1  # not a word
@@ -287,17 +295,17 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
             if dotted and digits and b"." in marked:
                 digits = -1
         if 4 < digits <= limit:
-            return 0 if b"xox" in shape else 1
+            return _LOUD if b"xox" in shape else _QUIET
         if shape and not shape.isdigit() and shape.translate(_UUID_MASK).strip(b"x") == b"":  # a hex id
-            return 1
+            return _QUIET
         if 0 <= digits <= limit and b"xox" not in shape:
-            return 2
-        return 0
+            return _QUIET_REPEATING
+        return _LOUD
 
     # Verdicts by shape: the UTF-8 bytes with every digit written as "0".  No rule
     # here looks at which digits a string holds, only where they are, so paths
     # differing by an id share one verdict (one translate and a dict lookup).
-    shapes: dict[bytes, int] = {}
+    shapes: dict[bytes, _Quietness] = {}
 
     def quiet(value: Any) -> bool:
         kind = type(value)
@@ -321,13 +329,14 @@ def _quiet_test(rank: int, remember: Callable[[Any], None]) -> Callable[[Any], b
                 if len(shapes) >= _CACHE_LIMIT:
                     shapes.clear()
                 shapes[shape] = found
-        if found == 2:
+        if found is _QUIET_REPEATING:
             remember(value)
-        return found != 0
+        return found is not _LOUD
 
     return quiet
 
 
+_LOUD, _QUIET, _QUIET_REPEATING = _Quietness.LOUD, _Quietness.QUIET, _Quietness.QUIET_REPEATING
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.\-]+")
 _SHARED_WORDS = sorted({normalize_key(k) for k in SENSITIVE_KEYS}, key=len, reverse=True)
 
@@ -578,7 +587,7 @@ class Redactor:
             return False
         clean = self._clean
         try:
-            # An inline membership test: half the cost of filterfalse calling set.__contains__ per value.
+            # An inline membership test: no Python-level call per value, as filterfalse(set.__contains__) would make.
             for value in plain.values():
                 if value not in clean and not quiet(value):
                     return False
@@ -917,7 +926,26 @@ def safe_metric_attributes(attributes: Mapping[str, Any], redactor: Redactor | N
 # --- span and log record pipelines -------------------------------------------------
 
 
-class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
+class _RedactingChain:
+    """What both redacting chains share: their redactor (None: the configured one) and the
+    processors they hand cleaned items to, a tuple replaced whole so the export path reads it without a lock."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+        self._receivers: tuple[Any, ...] = ()
+        self._receivers_lock = threading.Lock()
+
+    def _add_receiver(self, processor: Any, register: Callable[[Any], None]) -> None:
+        with self._receivers_lock:
+            register(processor)
+            self._receivers += (processor,)
+
+    def _current_redactor(self) -> Redactor:
+        return self._redactor or get_redactor()
+
+
+class RedactingSpanProcessor(_RedactingChain, SynchronousMultiSpanProcessor):
     """A tracer provider's processor chain that hands every processor in it the finished span redacted.
 
     Install it as ``TracerProvider(active_span_processor=RedactingSpanProcessor())``
@@ -933,23 +961,15 @@ class RedactingSpanProcessor(SynchronousMultiSpanProcessor):
     never touched; ``on_start`` and the rest are the SDK's.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        super().__init__()
-        self._redactor = redactor
-        self._receivers: tuple[Any, ...] = ()
-        self._receivers_lock = threading.Lock()
-
     def add_span_processor(self, span_processor: Any) -> None:
-        with self._receivers_lock:
-            super().add_span_processor(span_processor)
-            self._receivers += (span_processor,)
+        self._add_receiver(span_processor, super().add_span_processor)
 
     def on_end(self, span: ReadableSpan) -> None:
         receivers = self._receivers
         if not receivers:
             _warn_not_a_chain()
             return
-        cleaned = (self._redactor or get_redactor()).redacted_span(span)
+        cleaned = self._current_redactor().redacted_span(span)
         if cleaned is not None:
             for processor in receivers:
                 processor.on_end(cleaned)
@@ -964,7 +984,7 @@ def _warn_not_a_chain() -> None:
     )
 
 
-class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
+class RedactingLogRecordProcessor(_RedactingChain, SynchronousMultiLogRecordProcessor):
     """A logger provider's processor chain that hands every processor in it the record redacted (body and attributes).
 
     Install it as ``LoggerProvider(multi_log_record_processor=RedactingLogRecordProcessor())``
@@ -975,19 +995,11 @@ class RedactingLogRecordProcessor(SynchronousMultiLogRecordProcessor):
     and counted in ``amas.redaction.dropped``.
     """
 
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        super().__init__()
-        self._redactor = redactor
-        self._receivers: tuple[Any, ...] = ()
-        self._receivers_lock = threading.Lock()
-
     def add_log_record_processor(self, log_record_processor: Any) -> None:
-        with self._receivers_lock:
-            super().add_log_record_processor(log_record_processor)
-            self._receivers += (log_record_processor,)
+        self._add_receiver(log_record_processor, super().add_log_record_processor)
 
     def on_emit(self, log_data: Any) -> None:
-        if _redacted_record(self._redactor or get_redactor(), log_data):
+        if _redacted_record(self._current_redactor(), log_data):
             for processor in self._receivers:
                 processor.on_emit(log_data)
 
@@ -1093,14 +1105,19 @@ def _apply(target: dict[Any, Any], changes: dict[Any, Any]) -> None:
         target[new] = target.pop(old)
 
 
-def _with_count(dropped: int, attributes: Any, changes: Mapping[str, Any] | None, count: int) -> BoundedAttributes:
-    """``attributes`` with ``changes`` applied and the record's redaction ``count`` added (when any), ``dropped`` kept."""
+def _cleaned(attributes: Mapping[str, Any] | None, changes: dict[Any, Any] | None, count: int) -> dict[str, Any]:
+    """A copy of ``attributes`` with ``changes`` applied and the item's redaction ``count`` added (when any)."""
     cleaned = dict(attributes or {})
     if changes:
-        _apply(cleaned, changes)  # type: ignore[arg-type]
+        _apply(cleaned, changes)
     if count:
         cleaned[REDACTION_COUNT] = count
-    bounded = BoundedAttributes(None, cleaned, immutable=True)
+    return cleaned
+
+
+def _with_count(dropped: int, attributes: Any, changes: dict[Any, Any] | None, count: int) -> BoundedAttributes:
+    """A span's attributes, cleaned (:func:`_cleaned`), with its ``dropped`` count kept."""
+    bounded = BoundedAttributes(None, _cleaned(attributes, changes, count), immutable=True)
     bounded.dropped = dropped
     return bounded
 
@@ -1119,12 +1136,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
             changes = None if attributes is None or redactor.is_quiet(attributes) else redactor.changes(attributes, counter)
             if not (counter.n or changes or new_body is not body):
                 return True
-            cleaned = dict(attributes or {})
-            if changes:
-                _apply(cleaned, changes)
-            if counter.n:
-                cleaned[REDACTION_COUNT] = counter.n
-            new_attributes = _bounded(attributes, cleaned)
+            new_attributes = _bounded(attributes, _cleaned(attributes, changes, counter.n))
         except Exception:  # noqa: BLE001 - the engine failed on a value: mask the record, keep it
             _log.warning("amas_otel: cannot redact a log record; its body and attributes are masked", exc_info=True)
             new_body, new_attributes = _ERROR, {REDACTION_COUNT: 1}

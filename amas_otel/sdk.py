@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from amas_otel._sanitize import RecordIsolatingLogExporter
 from amas_otel._sanitize import register as register_sanitize_counts
-from amas_otel.config import ConfigError, OtelSettings, Settings, _set_active, load_settings
+from amas_otel.config import ConfigError, OtelSettings, Settings, load_settings, set_active_settings
 from amas_otel.resource import build_resource
 
 __all__ = [
@@ -168,7 +168,7 @@ def configure(
         refresh_process_after_fork(state.tracer_provider, state.meter_provider, state.logger_provider)
         _state = state
         _first_use_settled = True
-        _set_active(settings)
+        set_active_settings(settings)
         atexit.register(shutdown)
         # atexit never runs when a terminating signal's default action ends the
         # process (uvicorn re-raises SIGTERM with it once it has stopped serving).

@@ -101,18 +101,18 @@ SANITIZED_VALUES = "amas.telemetry.values.sanitized"
 DROPPED_RECORDS = "amas.telemetry.log_records.dropped"
 
 # --- circuit breaker -------------------------------------------------------
-# Agreed: observable gauge "amas.breaker.state" unit "{state}" (attrs amas.breaker.name,
+# Agreed: observable gauge "amas.breaker.state" unit "1", the hw.status pattern (attrs amas.breaker.name,
 # amas.breaker.state = closed|open|half_open; 1 for the current state, 0 otherwise);
 # observable counter "amas.breaker.calls" unit "{call}" (attrs amas.breaker.name,
 # amas.breaker.outcome = success|failure|timeout|rejected).
 
 
 class Breaker:
-    """Circuit breaker signals (:mod:`amas_otel.breaker`)."""
+    """Circuit breaker signals (:mod:`amas_otel.resilience_otel`); log records use the same names."""
 
-    #: Observable gauge, 1 for the breaker's current state and 0 for the others.
+    #: Observable gauge like ``hw.status``: one series per state, 1 for the current one and 0 for the others.
     STATE_METRIC = "amas.breaker.state"
-    STATE_UNIT = "{state}"
+    STATE_UNIT = "1"
     #: Observable counter of finished or rejected calls, read from the breaker's own counts.
     CALLS_METRIC = "amas.breaker.calls"
     CALLS_UNIT = "{call}"
@@ -123,6 +123,8 @@ class Breaker:
     #: Consecutive failures (closed) or trial successes (half-open) when the state changed.
     FAILURES = "amas.breaker.consecutive_failures"
     RETRY_AFTER = "amas.breaker.retry_after"
+    #: Log records of transitions: what the last failure was (exception class or ``timeout``).
+    LAST_FAILURE = "amas.breaker.last_failure"
     #: Span event (and log event) for every state transition.
     STATE_CHANGE_EVENT = "amas.breaker.state_change"
     #: Span started for a transition that happens outside any recording span.
@@ -135,7 +137,7 @@ class Breaker:
 
 
 class Recovery:
-    """Error recovery signals (:mod:`amas_otel.recovery`)."""
+    """Error recovery signals (:mod:`amas_otel.resilience_otel`)."""
 
     #: Counter of strategy attempts by strategy and outcome.
     ATTEMPTS_METRIC = "amas.recovery.attempts"

@@ -24,46 +24,19 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import psutil
 
+from _server import free_port, loopback_server
 from amas_otel.collector import build_collector
 from bench_http import REPO, ensure_wrk, run_variant
 
 _UVICORN = [sys.executable, "-m", "uvicorn", "examples.app:app", "--no-access-log", "--log-level", "warning"]
 _PORTS = ("OTLP_GRPC", "OTLP_HTTP", "PROMETHEUS", "HEALTH", "TELEMETRY")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_collector(binary: str, log: object) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
-    ports = {name: _free_port() for name in _PORTS}
-    env = {**os.environ, **{f"AMAS_COLLECTOR_{name}_PORT": str(port) for name, port in ports.items()}}
-    process = subprocess.Popen([binary, f"--config={REPO / 'otel-collector.yaml'}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{ports['HEALTH']}/", timeout=1) as response:
-                if response.status == 200:
-                    return process, ports
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("amas-otelcol did not become healthy within 30 s")
 
 
 def _counters(telemetry_port: int) -> dict[str, float]:
@@ -110,8 +83,11 @@ def main() -> int:
             "OTEL_SERVICE_NAME": "bench-collector"}
     for name in [n for n in base if n.startswith("OTEL_EXPORTER_OTLP") or n.endswith("_EXPORTER")]:
         del base[name]
-    with tempfile.TemporaryFile() as collector_log:
-        collector, ports = _start_collector(binary, collector_log)
+    ports = {name: free_port() for name in _PORTS}
+    collector_env = {**os.environ, **{f"AMAS_COLLECTOR_{name}_PORT": str(port) for name, port in ports.items()}}
+    with loopback_server([binary, f"--config={REPO / 'otel-collector.yaml'}"], f"http://127.0.0.1:{ports['HEALTH']}/",
+                         env=collector_env) as server:
+        collector = server.process
         variants = {
             "embedded default": base,
             "through collector": {**base, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['OTLP_HTTP']}"},
@@ -120,30 +96,26 @@ def main() -> int:
         peak, spans_per_second, lost = 0, 0.0, 0.0
         print(f"uvicorn examples.app:app, GET /api/data, wrk -t1 -c{args.connections} -d{args.duration:g}s "
               f"(after 1 s warm-up), {args.rounds} interleaved round(s); collector {binary}")
-        try:
-            for _ in range(args.rounds):
-                for name, env in variants.items():
-                    through = name == "through collector"
-                    before = _counters(ports["TELEMETRY"]) if through else {}
-                    started = time.monotonic()
-                    with _PeakRss(collector.pid) as rss:
-                        rps, _, note = run_variant(wrk, _UVICORN, env, args.duration, args.connections)
-                    if rps is None:
-                        print(f"{name}: failed: {note}")
-                        return 1
-                    best[name] = max(best.get(name, 0.0), rps)
-                    if through:
-                        time.sleep(2)  # the collector's batch (1 s) passes on what the app flushed at exit
-                        after = _counters(ports["TELEMETRY"])
-                        accepted = after["otelcol_receiver_accepted_spans"] - before["otelcol_receiver_accepted_spans"]
-                        spans_per_second = max(spans_per_second, accepted / (args.duration + 1))
-                        lost += sum(after[k] - before[k] for k in after if k != "otelcol_receiver_accepted_spans")
-                        peak = max(peak, rss.peak)
-                        print(f"  round: {rps:,.0f} req/s through the collector; {accepted:,.0f} spans in "
-                              f"{time.monotonic() - started:.0f} s; collector peak RSS {rss.peak / 2**20:.0f} MiB")
-        finally:
-            collector.send_signal(signal.SIGTERM)
-            collector.wait(15)
+        for _ in range(args.rounds):
+            for name, env in variants.items():
+                through = name == "through collector"
+                before = _counters(ports["TELEMETRY"]) if through else {}
+                started = time.monotonic()
+                with _PeakRss(collector.pid) as rss:
+                    rps, _, note = run_variant(wrk, _UVICORN, env, args.duration, args.connections)
+                if rps is None:
+                    print(f"{name}: failed: {note}")
+                    return 1
+                best[name] = max(best.get(name, 0.0), rps)
+                if through:
+                    time.sleep(2)  # the collector's batch (1 s) passes on what the app flushed at exit
+                    after = _counters(ports["TELEMETRY"])
+                    accepted = after["otelcol_receiver_accepted_spans"] - before["otelcol_receiver_accepted_spans"]
+                    spans_per_second = max(spans_per_second, accepted / (args.duration + 1))
+                    lost += sum(after[k] - before[k] for k in after if k != "otelcol_receiver_accepted_spans")
+                    peak = max(peak, rss.peak)
+                    print(f"  round: {rps:,.0f} req/s through the collector; {accepted:,.0f} spans in "
+                          f"{time.monotonic() - started:.0f} s; collector peak RSS {rss.peak / 2**20:.0f} MiB")
     embedded, through = best["embedded default"], best["through collector"]
     print(f"{'variant':<20} {'req/s':>8} {'vs embedded':>12}")
     print(f"{'embedded default':<20} {embedded:>8.0f} {1:>11.2f}x")

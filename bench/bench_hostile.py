@@ -34,19 +34,14 @@ import tarfile
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from _server import free_port, listen_on, loopback_server
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FLOOD = ",".join(f"k{i}={'v' * 95}" for i in range(1000))  # 100,889 bytes, 1,000 list-members
 CLIENTS = 16
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _baseline_tree(rev: str, into: Path) -> Path:
@@ -111,40 +106,19 @@ def _load(port: int, headers: dict[str, str], seconds: float) -> dict[str, float
 def _serve_and_load(app: str, env: dict[str, str], duration: float, headers: dict[str, str], warm: bool) -> dict[str, float]:
     # The first PYTHONPATH entry is also the working directory: `python -m` puts it first on sys.path.
     cwd = env["PYTHONPATH"].split(os.pathsep)[0]
-    port = _port()
-    logs = tempfile.TemporaryFile()  # the app's log lines: a pipe nobody reads would block it
-    server = subprocess.Popen(
-        [str(BIN / "python"), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-         "--log-level", "warning", "--h11-max-incomplete-event-size", "262144"],
-        cwd=cwd, env=env, stdout=logs, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/data", timeout=15).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    logs.seek(0)
-                    raise RuntimeError(f"{app} did not start: {logs.read().decode(errors='replace')[-500:]}") from None
-                time.sleep(0.2)
+    port = free_port()
+    argv = [str(BIN / "python"), "-m", "uvicorn", app, *listen_on(port), "--no-access-log", "--log-level", "warning",
+            "--h11-max-incomplete-event-size", "262144"]
+    with loopback_server(argv, f"http://127.0.0.1:{port}/api/data", env=env, cwd=cwd) as server:
         if warm:
             _load(port, headers, 1.0)
+        logs = server.logs
         logs.seek(0, os.SEEK_END)
         logged = logs.tell()
         figures = _load(port, headers, duration)
         logs.seek(0, os.SEEK_END)
         figures["log bytes/req"] = (logs.tell() - logged) / max(figures["requests"], 1.0)
         return figures
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        logs.close()
 
 
 def main() -> int:
@@ -161,7 +135,7 @@ def main() -> int:
             trees.append((f" @{args.baseline}", f"{_baseline_tree(args.baseline, Path(scratch))}{os.pathsep}{REPO}"))
 
         def env(path: str, **extra: str) -> dict[str, str]:
-            return {**base, "PYTHONPATH": path, "PROMETHEUS_PORT": str(_port()), **extra}
+            return {**base, "PYTHONPATH": path, "PROMETHEUS_PORT": str(free_port()), **extra}
 
         print(f"Baggage flood: examples/app.py GET /api/data, {CLIENTS} clients, {args.duration:g} s (after 1 s warm-up)")
         rows = [("bare", "", env(str(REPO), AMAS_EXAMPLE_INSTRUMENT="0", OTEL_SDK_DISABLED="true"))]

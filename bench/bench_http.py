@@ -38,26 +38,19 @@ import gc
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from _server import ServerDidNotStart, free_port, listen_on, loopback_server
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TARGET_RATIO = 0.75
 TARGET_DECISIONS = 500_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -132,69 +125,34 @@ def _variants(sink_port: int) -> list[tuple[str, list[str] | None, dict[str, str
     ]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 def run_variant(
     wrk: str, argv: list[str], env: dict[str, str], duration: float, connections: int
 ) -> tuple[float | None, float | None, str]:
     """(requests/s, server CPU seconds per request over all its threads, note)."""
     import psutil
 
-    port = _free_port()
-    env = {**env, "PROMETHEUS_PORT": str(_free_port()), "OTEL_EXPORTER_PROMETHEUS_PORT": str(_free_port())}
-    # Logs go to a file: a pipe nobody reads would block the server once full.
-    logs = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=logs,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
+    env = {**env, "PROMETHEUS_PORT": str(free_port()), "OTEL_EXPORTER_PROMETHEUS_PORT": str(free_port())}
     url = f"http://127.0.0.1:{port}/api/data"
     try:
-        if not _wait_ready(url, proc):
-            proc.kill()
-            proc.wait(timeout=5)
-            logs.seek(0)
-            err = logs.read().decode(errors="replace").strip().splitlines()
-            return None, None, "did not start: " + (err[-1] if err else "no output")
-        warm = subprocess.run([wrk, "-t1", f"-c{connections}", "-d1s", url], capture_output=True, text=True)
-        if warm.returncode != 0:
-            return None, None, warm.stderr.strip()
-        server = psutil.Process(proc.pid)
-        cpu_before = sum(server.cpu_times()[:2])
-        run = subprocess.run(
-            [wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", url], capture_output=True, text=True, timeout=duration + 30
-        )
-        cpu = sum(server.cpu_times()[:2]) - cpu_before
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", run.stdout)
-        done = re.search(r"(\d+) requests in", run.stdout)
-        non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", run.stdout)
-        note = f"{non2xx.group(1)} non-2xx" if non2xx else ""
-        cpu_per_request = cpu / int(done.group(1)) if done and int(done.group(1)) else None
-        return (float(rps.group(1)) if rps else None), cpu_per_request, note
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        logs.close()
+        with loopback_server([*argv, *listen_on(port)], url, env=env, cwd=REPO) as server:
+            warm = subprocess.run([wrk, "-t1", f"-c{connections}", "-d1s", url], capture_output=True, text=True)
+            if warm.returncode != 0:
+                return None, None, warm.stderr.strip()
+            process = psutil.Process(server.process.pid)
+            cpu_before = sum(process.cpu_times()[:2])
+            run = subprocess.run(
+                [wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", url], capture_output=True, text=True, timeout=duration + 30
+            )
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+    except ServerDidNotStart as exc:
+        return None, None, f"did not start: {exc.last_line}"
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", run.stdout)
+    done = re.search(r"(\d+) requests in", run.stdout)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", run.stdout)
+    note = f"{non2xx.group(1)} non-2xx" if non2xx else ""
+    cpu_per_request = cpu / int(done.group(1)) if done and int(done.group(1)) else None
+    return (float(rps.group(1)) if rps else None), cpu_per_request, note
 
 
 def bench_http(duration: float, connections: int, rounds: int) -> bool:

@@ -49,7 +49,8 @@ _SHOWN_SERIES = (
 _PROMQL = (
     ("requests per route", "sum by (http_route) (http_server_request_duration_seconds_count)"),
     ("p95 latency since start (s)", "histogram_quantile(0.95, sum by (le) (http_server_request_duration_seconds_bucket))"),
-    ("breakers open", 'amas_breaker_state{amas_breaker_state="open"} == 1'),
+    # amas_breaker_state_ratio through the collector (a gauge of unit 1 gets the `_ratio` suffix there).
+    ("breakers open", '{__name__=~"amas_breaker_state(_ratio)?",amas_breaker_state="open"} == 1'),
     ("health checks not healthy", '{__name__=~"amas_health_check_status(_ratio)?",amas_health_check_result!="healthy"} == 1'),
     ("errors by type", "sum by (error_type) (amas_errors_total)"),
     ("alerts", "ALERTS"),

@@ -91,18 +91,18 @@ def wait_recovery(breaker: CircuitBreaker) -> None:
 
 
 def test_defaults_come_from_settings(clean_env: pytest.MonkeyPatch) -> None:
-    from amas_otel.config import _set_active, load_settings
+    from amas_otel.config import set_active_settings, load_settings
 
     clean_env.setenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "7")
     clean_env.setenv("CIRCUIT_BREAKER_TIMEOUT", "2.5")
-    _set_active(load_settings())
+    set_active_settings(load_settings())
     try:
         config = CircuitBreakerConfig()
         assert (config.failure_threshold, config.timeout, config.success_threshold) == (7, 2.5, 3)
     finally:
         clean_env.delenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD")
         clean_env.delenv("CIRCUIT_BREAKER_TIMEOUT")
-        _set_active(load_settings())
+        set_active_settings(load_settings())
 
 
 @pytest.mark.parametrize(
@@ -211,10 +211,10 @@ def test_service_registry(tel: Telemetry) -> None:
 
 def test_get_breaker_creates_a_missing_breaker_from_the_settings(clean_env: pytest.MonkeyPatch) -> None:
     """The guide's ``service.get_breaker("external_api").call(...)``: get-or-create with the CIRCUIT_BREAKER_* defaults."""
-    from amas_otel.config import _set_active, load_settings
+    from amas_otel.config import set_active_settings, load_settings
 
     clean_env.setenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2")
-    _set_active(load_settings())
+    set_active_settings(load_settings())
     try:
         service = CircuitBreakerService()
         breaker = service.get_breaker("external_api")
@@ -222,7 +222,7 @@ def test_get_breaker_creates_a_missing_breaker_from_the_settings(clean_env: pyte
         assert breaker.config.failure_threshold == 2 and breaker.call(lambda: "ok") == "ok"
     finally:
         clean_env.delenv("CIRCUIT_BREAKER_FAILURE_THRESHOLD")
-        _set_active(load_settings())
+        set_active_settings(load_settings())
 
 
 # --- forms: decorator, context manager, async -------------------------------
@@ -567,7 +567,9 @@ def test_transition_is_logged(tel: Telemetry) -> None:
     with structlog.testing.capture_logs() as logs:
         trip(breaker)
     (record,) = [r for r in logs if r.get("event") == "circuit breaker state changed"]
-    assert record["breaker"] == "log" and record["state"] == "open" and record["log_level"] == "warning"
+    assert record["amas.breaker.name"] == "log" and record["log_level"] == "warning"
+    assert record["amas.breaker.state"] == "open" and record["amas.breaker.previous_state"] == "closed"
+    assert record["amas.breaker.consecutive_failures"] == 2 and record["amas.breaker.last_failure"] == "Boom"
 
 
 def test_no_synchronous_instrument_on_the_call_path(tel: Telemetry) -> None:

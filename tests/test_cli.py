@@ -216,3 +216,40 @@ def test_config_shows_the_resource_and_where_each_value_came_from(tmp_path: Path
     resource = table[table.index("resource (service identity"):]
     assert "resource.service.name" in resource and "api" in resource and "env OTEL_SERVICE_NAME" in resource
     assert "env OTEL_RESOURCE_ATTRIBUTES (resource attributes)" in resource
+
+
+def test_doctor_reads_breaker_states_from_the_app_and_through_the_collector() -> None:
+    """The gauge (unit 1) is amas_breaker_state on the app's endpoint, amas_breaker_state_ratio through the collector."""
+    import http.server
+    import threading
+
+    from amas_otel.doctor import breaker_states
+
+    def exposition(name: str) -> bytes:
+        lines = [f"# TYPE {name} gauge"]
+        for breaker, state, value in (("payments", "open", 1), ("payments", "closed", 0), ("search", "closed", 1)):
+            lines.append(f'{name}{{amas_breaker_name="{breaker}",amas_breaker_state="{state}"}} {value}')
+        return ("\n".join(lines) + "\n").encode()
+
+    pages = {"/app": exposition("amas_breaker_state"), "/collector": exposition("amas_breaker_state_ratio")}
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = pages[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for path in pages:
+            assert breaker_states(f"http://127.0.0.1:{server.server_port}{path}") == {"payments": "open", "search": "closed"}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -120,8 +120,9 @@ def _assert_promql(server: prometheus.PrometheusServer, jobs: dict[str, str]) ->
         assert 0 < p95 < 1, f"{job}: p95 {p95}s from the sub-second buckets"
         buckets = server.query(f'http_server_request_duration_seconds_bucket{{{selector},http_route="/api/orders/{{order_id}}"}}')
         assert {"0.005", "0.01", "0.025", "0.1", "+Inf"} <= {b["metric"]["le"] for b in buckets}
-        assert _value(server.wait_for(f'amas_breaker_state{{{selector},amas_breaker_state="open"}} == 1')) == 1
-        assert _value(server.query(f'amas_breaker_state{{{selector},amas_breaker_state="closed"}}')) == 0
+        # A gauge of unit 1 (hw.status style): the collector's exporter adds the `_ratio` suffix.
+        assert _value(server.wait_for(f'amas_breaker_state_ratio{{{selector},amas_breaker_state="open"}} == 1')) == 1
+        assert _value(server.query(f'amas_breaker_state_ratio{{{selector},amas_breaker_state="closed"}}')) == 0
         # Unit "1": the collector's exporter adds the _ratio suffix (collector/alerts.yml matches both names).
         health = server.wait_for(f'amas_health_check_status_ratio{{{selector},amas_health_check_name="downstream"}}')
         assert {s["metric"]["amas_health_check_result"]: s["value"][1] for s in health} == {
@@ -165,7 +166,8 @@ APP_ENDPOINT_ONLY = {
     "python_gc_objects_collected", "python_gc_objects_uncollectable", "python_info",
 }
 #: Gauges of unit "1": the collector's exporter adds the Prometheus unit suffix _ratio, the Python exporter does not.
-RATIO_SUFFIX = {"amas_health_check_status", "system_cpu_utilization", "system_filesystem_utilization", "system_memory_utilization"}
+RATIO_SUFFIX = {"amas_breaker_state", "amas_health_check_status", "system_cpu_utilization", "system_filesystem_utilization",
+                "system_memory_utilization"}
 
 
 def _families(text: str, job: str | None = None) -> dict[str, tuple[str, frozenset[str], frozenset[float]]]:

@@ -38,7 +38,7 @@ def test_alert_rules_unit_tests_pass(promtool: str) -> None:
 def test_alert_rule_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
     """The unit tests assert something: with the breaker alert's threshold broken they fail."""
     (tmp_path / "alerts.yml").write_text((COLLECTOR / "alerts.yml").read_text().replace(
-        '{amas_breaker_state="open"}) == 1', '{amas_breaker_state="open"}) == 2'))
+        'amas_breaker_state="open"}) == 1', 'amas_breaker_state="open"}) == 2'))
     (tmp_path / "rules.test.yml").write_text((COLLECTOR / "rules.test.yml").read_text())
     done = subprocess.run([promtool, "test", "rules", "rules.test.yml"], check=False, cwd=tmp_path, capture_output=True,
                           text=True, timeout=60)

@@ -160,3 +160,30 @@ def test_validate_project_structure(tmp_path: Path) -> None:
     empty.mkdir()
     assert not validate_project_structure(empty)
     assert not validate_project_structure("/etc")
+
+
+def _amas_imports(module: str) -> set[str]:
+    """The amas_otel modules ``module`` imports anywhere in its source (functions included)."""
+    import ast
+
+    import amas_otel
+
+    tree = ast.parse((Path(amas_otel.__file__).parent / f"{module}.py").read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    return {name for name in names if name.startswith("amas_otel.")}
+
+
+def test_config_and_project_root_do_not_import_each_other() -> None:
+    """config finds its YAML files with the settings-free walk; project_root reads config's settings."""
+    assert "amas_otel.project_root" not in _amas_imports("config")
+    assert _amas_imports("project_search") == set()
+    assert {"amas_otel.config", "amas_otel.project_search"} <= _amas_imports("project_root")
+
+
+@pytest.mark.parametrize("module", ["amas_otel.config", "amas_otel.project_root", "amas_otel.project_search"])
+def test_each_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """Imported before anything else (the package's __init__ aside), each module's names are complete."""
+    script = f"import importlib; m = importlib.import_module({module!r}); print([n for n in m.__all__ if not hasattr(m, n)])"
+    result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, env=python_env(), timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr

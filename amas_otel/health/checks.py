@@ -309,7 +309,7 @@ class ExternalAPIHealthCheck(HealthCheck):
     (e.g. an API key) are sent but never shown.  Observed: ``status_code``,
     ``response_seconds`` and the URL without credentials or query.
 
-    ``check`` (the guide's ``check_payment_api``), when given, judges a
+    ``check`` (e.g. ``check_payment_api``), when given, judges a
     response that has an expected status: it is called with the
     ``requests.Response`` (body read) and answers like a
     :class:`ServiceHealthCheck` function — a dict with ``status``/``message``

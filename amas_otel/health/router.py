@@ -23,13 +23,14 @@ import contextlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from amas_otel.config import ConfigError
 from amas_otel.health.checks import HealthStatus
-from amas_otel.health.service import HealthCheckService, HealthReport, _utc, get_health_service
+from amas_otel.health.service import HealthCheckService, HealthReport, get_health_service, iso_utc
 
 __all__ = ["health_router", "HEALTH_JSON"]
 
@@ -61,7 +62,7 @@ def _withhold(document: Any) -> Any:
 
 
 def _ietf_check(result: Any, detailed: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"componentType": result.type, "status": result.status.ietf, "time": _utc(result.timestamp)}
+    entry: dict[str, Any] = {"componentType": result.type, "status": result.status.ietf, "time": iso_utc(result.timestamp)}
     if detailed:
         entry |= {
             "observedValue": round(result.duration_seconds * 1000, 3),
@@ -95,7 +96,7 @@ def _render(kind: str, report: HealthReport, ietf: bool) -> tuple[bytes, int]:
     else:
         document = {
             "status": status.value,
-            "timestamp": _utc(report.timestamp),
+            "timestamp": iso_utc(report.timestamp),
             "uptime_seconds": round(report.uptime_seconds, 3),
             "version": report.version,
             "checks": {name: r.status.value for name, r in checks.items()},
@@ -131,21 +132,31 @@ class _Cached(Response):
         ]
 
 
+@dataclass(frozen=True, slots=True)
+class _RenderedView:
+    """One endpoint's response to ``report``, rendered once and served until the report changes."""
+
+    report: HealthReport
+    body: bytes
+    status_code: int
+    headers: list[tuple[bytes, bytes]]
+
+
 class _Views:
     """Rendered bodies of the latest report, per (endpoint, format)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, bool], tuple[HealthReport, bytes, int, list[tuple[bytes, bytes]]]] = {}
+        self._cache: dict[tuple[str, bool], _RenderedView] = {}
 
     def respond(self, kind: str, report: HealthReport, request: Request) -> Response:
         ietf = _wants_ietf(request)
         key = (kind, ietf)
-        cached = self._cache.get(key)
-        if cached is None or cached[0] is not report:
+        view = self._cache.get(key)
+        if view is None or view.report is not report:
             body, code = _render(kind, report, ietf)
             headers = _Cached.headers_for(body, HEALTH_JSON if ietf else _JSON)
-            cached = self._cache[key] = (report, body, code, headers)
-        return _Cached(cached[1], cached[2], cached[3])
+            view = self._cache[key] = _RenderedView(report, body, code, headers)
+        return _Cached(view.body, view.status_code, view.headers)
 
 
 def health_router(

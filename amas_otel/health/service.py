@@ -76,6 +76,7 @@ __all__ = [
     "add_network_health_check",
     "add_service_health_check",
     "check_spec_problems",
+    "iso_utc",
 ]
 
 _MAX_MESSAGE = 500
@@ -85,7 +86,8 @@ _debug = logging.getLogger("amas_otel.health")
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _utc(ts: float) -> str:
+def iso_utc(ts: float) -> str:
+    """``ts`` (epoch seconds) as the reports write time: ISO 8601, UTC, milliseconds, ``Z``."""
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -113,7 +115,7 @@ class HealthCheckResult:
             "critical": self.critical,
             "type": self.type,
             "duration_seconds": round(self.duration_seconds, 6),
-            "timestamp": _utc(self.timestamp),
+            "timestamp": iso_utc(self.timestamp),
             "attempts": self.attempts,
             "details": dict(self.details),
         }
@@ -152,13 +154,13 @@ class HealthReport:
         return not any(r.critical and r.status is HealthStatus.UNHEALTHY for r in self.checks.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """The guide's shape: status, timestamp, uptime_seconds, version, checks, summary."""
+        """The report as a dict: status, timestamp, uptime_seconds, version, checks, summary."""
         counts = {s.value: 0 for s in HealthStatus}
         for result in self.checks.values():
             counts[result.status.value] += 1
         return {
             "status": self.status.value,
-            "timestamp": _utc(self.timestamp),
+            "timestamp": iso_utc(self.timestamp),
             "uptime_seconds": round(self.uptime_seconds, 3),
             "version": self.version,
             "checks": {name: result.to_dict() for name, result in self.checks.items()},
@@ -324,7 +326,7 @@ class HealthCheckService:
         return await self._refresh()
 
     async def check_health(self, *, fresh: bool = False) -> dict[str, Any]:
-        """:meth:`report` as the guide's dict."""
+        """:meth:`report` as a plain dict (the ``/health/detailed`` body)."""
         return (await self.report(fresh=fresh)).to_dict()
 
     async def check_dependency(self, name: str) -> HealthCheckResult:
@@ -774,7 +776,7 @@ def check_spec_problems(specs: Iterable[HealthCheckSpec]) -> list[str]:
     return _build_checks(tuple(specs), 1.0, resolve=False)[1]
 
 
-# --- the process-wide service and the guide's functions ----------------------
+# --- the process-wide service and its module-level functions -----------------
 
 _default: HealthCheckService | None = None
 _default_lock = threading.Lock()
@@ -810,7 +812,7 @@ def remove_health_check(name: str) -> bool:
 
 
 async def check_health(*, fresh: bool = False) -> dict[str, Any]:
-    """The process-wide report in the guide's shape (cached per ``HEALTH_CHECK_INTERVAL``)."""
+    """The process-wide report as a dict (cached per ``HEALTH_CHECK_INTERVAL``)."""
     return await get_health_service().check_health(fresh=fresh)
 
 
@@ -842,7 +844,7 @@ def add_external_api_health_check(
     timeout: float | None = None,
 ) -> HealthCheck:
     """:class:`ExternalAPIHealthCheck` on the process-wide service; ``check(response)`` judges the answer
-    (the guide's ``add_external_api_health_check("payment_api", url, check_payment_api)``)."""
+    (``add_external_api_health_check("payment_api", url, check_payment_api)``)."""
     api_check = ExternalAPIHealthCheck(url, check, expected_status=expected_status, headers=headers)
     return add_health_check(name, api_check, critical=critical, timeout=timeout)
 
