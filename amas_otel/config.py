@@ -18,6 +18,7 @@ value and what is accepted.  Nothing is applied until loading succeeded.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import re
 import urllib.parse
@@ -48,6 +49,8 @@ __all__ = [
     "get_settings",
     "set_active_settings",
     "parse_bool",
+    "parse_setting",
+    "environment_setting",
 ]
 
 
@@ -124,6 +127,16 @@ class LoggingSettings:
     enable_metrics: bool = _f(True, "LOG_ENABLE_METRICS", "enable_metrics", "bool")
     enable_audit: bool = _f(True, "LOG_ENABLE_AUDIT", "enable_audit", "bool")
     redact_patterns: tuple[str, ...] = _f((), "LOG_REDACT_PATTERNS", "redact_patterns", "list")
+
+    def __post_init__(self) -> None:
+        # Built by the loader from parsed values, or directly by code (``LoggingConfig(level="debug")``):
+        # either way each field is parsed here, by the rules the loader uses, so strings
+        # and enum members are accepted and a bad value names the field.
+        for f in dataclasses.fields(LoggingSettings):
+            value = getattr(self, f.name)
+            if f.metadata["kind"] == "list" and isinstance(value, str):
+                value = (value,)  # one pattern given in code; the environment's comma list is split by the loader
+            object.__setattr__(self, f.name, parse_setting(type(self), f.name, value))
 
 
 @dataclass(frozen=True)
@@ -411,6 +424,35 @@ def _keyvalues(raw: Any) -> dict[str, str]:
     return result
 
 
+def parse_setting(section: type, name: str, raw: Any, *, label: str | None = None) -> Any:
+    """``raw`` parsed as the loader parses setting ``name`` of the settings class ``section``.
+
+    Raises :class:`ConfigError` naming ``label`` (default ``Section.name``),
+    the value and what is accepted.
+    """
+    meta = next(f.metadata for f in dataclasses.fields(section) if f.name == name)
+    try:
+        return _parse(raw, meta)
+    except _Bad as exc:
+        raise ConfigError([f"{label or f'{section.__name__}.{name}'}: {raw!r} is not accepted; {exc}"]) from None
+
+
+def environment_setting(section: type, name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Setting ``name`` of ``section`` from its environment variable alone; None when unset or invalid.
+
+    For the one decision taken when the settings as a whole cannot be
+    resolved: how strict logging's redaction must be (``LOG_SECURITY_LEVEL``).
+    """
+    env_name = next(f.metadata.get("env") for f in dataclasses.fields(section) if f.name == name)
+    raw = (os.environ if environ is None else environ).get(env_name, "") if env_name else ""
+    if not raw.strip():
+        return None
+    try:
+        return parse_setting(section, name, raw)
+    except ConfigError:
+        return None
+
+
 def _parse(raw: Any, meta: Mapping[str, Any]) -> Any:
     kind = meta["kind"]
     if kind == "bool":
@@ -425,7 +467,7 @@ def _parse(raw: Any, meta: Mapping[str, Any]) -> Any:
     if kind == "float":
         return float(_number(raw, float, meta))
     if kind == "choice":
-        text = str(raw).strip()
+        text = str(raw.value if isinstance(raw, enum.Enum) else raw).strip()
         text = text.upper() if meta.get("upper") else text.lower()
         if text not in meta["choices"]:
             raise _Bad("expected one of " + ", ".join(meta["choices"]))

@@ -47,27 +47,28 @@ from starlette.responses import JSONResponse, Response
 from amas_otel.baggage_limits import cap_baggage
 from amas_otel.config import RateLimitSettings, get_settings
 from amas_otel.errors import AmasError, AuthenticationError, error_body, send_error
-from amas_otel.logging import (
+from amas_otel._asgi import (
     CORRELATION_HEADER,
     CorrelationMiddleware,
-    _context_with,
-    _header_name,
-    _request_correlation_id,
-    _with_headers,
-    exception_type_name,
-    mark_logged,
-    route_server_loggers,
+    correlation_context,
+    header_name,
+    request_correlation_id,
+    with_headers,
 )
-from amas_otel.metrics import _KNOWN_METHODS, MetricsService, get_metrics_service
+from amas_otel.logging import exception_type_name, mark_logged, route_server_loggers
+from amas_otel.logging.correlation import context_with
+from amas_otel.metrics import MetricsService, get_metrics_service
+from amas_otel.semconv import KNOWN_HTTP_METHODS as _KNOWN_METHODS
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HttpAttr
+from amas_otel._fastpath.instrumentors import instrumented_by_opentelemetry
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel.ratelimit import (
-    _EXEMPT_PATHS,
+    EXEMPT_PATHS,
     RateLimiter,
     RateLimitExceeded,
+    RateLimitGate,
     RedisRateLimiter,
-    _RateLimitGate,
 )
 
 __all__ = ["instrument_app", "instrument_fastapi", "uninstrument_fastapi", "RequestTelemetryMiddleware"]
@@ -165,7 +166,7 @@ class RequestTelemetryMiddleware:
         record_body_sizes: bool = False,
         correlation_header: str | None = None,
         rate_limiter: RateLimiter | RedisRateLimiter | None = None,
-        rate_limit_exempt_paths: Iterable[str] = _EXEMPT_PATHS,
+        rate_limit_exempt_paths: Iterable[str] = EXEMPT_PATHS,
         trusted_proxies: Iterable[str] = (),
     ) -> None:
         if log_requests not in _LOG_MODES:
@@ -180,9 +181,9 @@ class RequestTelemetryMiddleware:
         self._logger: Any = None
         # HTTP requests get their id here; websocket connections go through CorrelationMiddleware.
         self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
-        self._id_name = _header_name(correlation_header) if correlation_header else b""
+        self._id_name = header_name(correlation_header) if correlation_header else b""
         self._rate_limit = (
-            _RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
+            RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
         )
         # Built with the application's middleware stack, on its first call: by then the server
         # has set up its logging, after amas-otel's when the launcher configured it first.
@@ -215,11 +216,7 @@ class RequestTelemetryMiddleware:
         if self._tracer is not None:
             span, ctx, correlation_id = self._start_span(scope)
         elif self._correlation is not None:
-            correlation_id = _request_correlation_id(scope["headers"], self._id_name)
-            ctx = _context_with({"correlation_id": correlation_id})
-            current = trace.get_current_span()
-            if current.is_recording():
-                current.set_attribute(CORRELATION_ID, correlation_id)
+            correlation_id, ctx = correlation_context(scope["headers"], self._id_name)
         if correlation_id is not None:
             id_header = (self._id_name, correlation_id.encode("latin-1"))
         token = otel_context.attach(ctx) if ctx is not None else None
@@ -233,9 +230,9 @@ class RequestTelemetryMiddleware:
                 started = True
                 # One new header list for both: the application's, RateLimit-*, X-Correlation-ID.
                 if correlation_id is not None:
-                    message = _with_headers(message, (*limit_headers, id_header), id_header[0])
+                    message = with_headers(message, (*limit_headers, id_header), id_header[0])
                 elif limit_headers:
-                    message = _with_headers(message, limit_headers)
+                    message = with_headers(message, limit_headers)
             elif sizes and message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -308,7 +305,7 @@ class RequestTelemetryMiddleware:
         if self._correlation is not None:
             # With a propagator that leaves baggage alone, the correlation id reads the header itself.
             parsed = parent if "baggage" in carrier and _reads_baggage(propagate.get_global_textmap()) else None
-            correlation_id = _request_correlation_id(scope["headers"], self._id_name, parsed)
+            correlation_id = request_correlation_id(scope["headers"], self._id_name, parsed)
         method = scope["method"]
         attributes: dict[str, Any] = {
             _A_METHOD: method if method in _KNOWN_METHODS else "_OTHER",
@@ -345,7 +342,7 @@ class RequestTelemetryMiddleware:
             set_valid_attributes(span, attributes)
         else:
             set_valid_attributes(span, {CORRELATION_ID: correlation_id})
-        return span, trace.set_span_in_context(span, _context_with({"correlation_id": correlation_id}, parent)), correlation_id
+        return span, trace.set_span_in_context(span, context_with({"correlation_id": correlation_id}, parent)), correlation_id
 
     @staticmethod
     def _end_span(span: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
@@ -685,7 +682,7 @@ def instrument_app(
     health_prefix = "/health"
     if validation_errors not in _VALIDATION_MODES:
         raise ValueError(f"validation_errors must be one of {', '.join(_VALIDATION_MODES)}, got {validation_errors!r}")
-    otel_already = getattr(app, "_is_instrumented_by_opentelemetry", False)
+    otel_already = instrumented_by_opentelemetry(app)
     traces, meters = _beside_native_telemetry(app)
     if otel_already or (tracing == "lean" and not traces):
         tracing = "off"
@@ -780,7 +777,7 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
 
     def build_middleware_stack(self: Any) -> Any:
         stack = original_build(self)
-        if getattr(self, "_amas_otel_instrumented", False) or getattr(self, "_is_instrumented_by_opentelemetry", False):
+        if getattr(self, "_amas_otel_instrumented", False) or instrumented_by_opentelemetry(self):
             # instrument_app() wired its own telemetry, or the application chose
             # OpenTelemetry's FastAPIInstrumentor itself (whose wrapper calls this
             # method and expects Starlette's stack back): the application's choice wins.

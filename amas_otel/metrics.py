@@ -39,7 +39,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from amas_otel._fastpath.histogram import BoundHistogram
 from amas_otel.scope import amas_meter
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, KNOWN_HTTP_METHODS, HttpAttr, Metric, MetricAttr
 
 __all__ = [
     "MetricsService",
@@ -73,7 +73,6 @@ DEFAULT_CARDINALITY_LIMIT = 2000
 #: Bucket boundaries the HTTP semantic conventions recommend for http.server.request.duration (s).
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _OUTCOME = {True: "success", False: "failure"}
 # record_database_query statuses that mean the operation succeeded (no error.type).
 _DB_SUCCESS = frozenset({"success", "succeeded", "ok"})
@@ -225,7 +224,7 @@ class MetricsService:
             raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
         upper = str(method).upper()
         attrs: dict[str, Any] = {
-            HttpAttr.REQUEST_METHOD: upper if upper in _KNOWN_METHODS else "_OTHER",
+            HttpAttr.REQUEST_METHOD: upper if upper in KNOWN_HTTP_METHODS else "_OTHER",
             HttpAttr.ROUTE: str(endpoint),
         }
         if self.status_code_classes:  # a class is no status code: its own attribute

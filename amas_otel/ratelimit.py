@@ -18,7 +18,7 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
   client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
   Standalone: :func:`amas_otel.fastapi.instrument_app` applies the same limit
-  (the same code, ``_RateLimitGate``) from within its telemetry layer instead.
+  (the same code, :class:`RateLimitGate`) from within its telemetry layer instead.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from amas_otel.breaker import CircuitBreaker, CircuitBreakerConfig, get_circuit_breaker_service
 from amas_otel.errors import send_error
-from amas_otel.logging import _with_headers
+from amas_otel._asgi import with_headers
 from amas_otel.scope import amas_meter
 from amas_otel.semconv import RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
 
@@ -46,6 +46,8 @@ __all__ = [
     "RedisRateLimiter",
     "RateLimitMiddleware",
     "client_address",
+    "RateLimitGate",
+    "EXEMPT_PATHS",
 ]
 
 _log = logging.getLogger("amas_otel.ratelimit")
@@ -126,7 +128,7 @@ class _Limiter:
 class RateLimiter(_Limiter):
     """In-process token bucket per key: ``burst_size`` tokens, refilled at ``requests_per_minute``.
 
-    ``allow_request(key)`` is the guide's call; :meth:`check` also returns the
+    ``allow_request(key)`` answers yes or no; :meth:`check` also returns the
     numbers for ``RateLimit-*`` headers.  At most ``max_keys`` keys are kept:
     beyond that the least recently allowed keys are forgotten (in batches of
     1/8 of ``max_keys``), which at worst hands such a key a full bucket again;
@@ -428,11 +430,11 @@ def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
 
 _Headers = tuple[tuple[bytes, bytes], ...]
 
-# Health probes and scrapes are never limited unless the caller says otherwise.
-_EXEMPT_PATHS = ("/health", "/metrics")
+#: Paths never limited unless the caller says otherwise: health probes and scrapes.
+EXEMPT_PATHS = ("/health", "/metrics")
 
 
-class _RateLimitGate:
+class RateLimitGate:
     """One limit as each request meets it, for whichever middleware applies it.
 
     :class:`RateLimitMiddleware` (a layer of its own) and
@@ -538,13 +540,13 @@ class RateLimitMiddleware:
         app: Any,
         limiter: RateLimiter | RedisRateLimiter,
         *,
-        exempt_paths: Iterable[str] = _EXEMPT_PATHS,
+        exempt_paths: Iterable[str] = EXEMPT_PATHS,
         trusted_proxies: Iterable[str] = (),
         key_func: Callable[[Scope, str], Hashable] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
-        self._gate = _RateLimitGate(limiter, exempt_paths, trusted_proxies, key_func)
+        self._gate = RateLimitGate(limiter, exempt_paths, trusted_proxies, key_func)
 
     def exempt(self, path: str) -> bool:
         """True when ``path`` is never limited."""
@@ -565,7 +567,7 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = _with_headers(message, headers)
+                message = with_headers(message, headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -59,7 +59,7 @@ from opentelemetry.trace import Status
 from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
 from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
-from amas_otel.config import ConfigError
+from amas_otel.config import ConfigError, LoggingSettings, parse_setting
 from amas_otel.scope import amas_meter
 from amas_otel.semconv import REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
 
@@ -407,12 +407,9 @@ class Redactor:
         *,
         allow_keys: Iterable[str] = (),
     ) -> None:
-        try:
-            self.level = SecurityLevel(str(getattr(level, "value", level)).strip().lower())
-        except ValueError:
-            raise ConfigError(
-                [f"security_level (LOG_SECURITY_LEVEL): {level!r} is not a level; expected one of low, medium, high, maximum"]
-            ) from None
+        self.level = SecurityLevel(
+            parse_setting(LoggingSettings, "security_level", level, label="security_level (LOG_SECURITY_LEVEL)")
+        )
         rank = _ORDER[self.level]
         problems: list[str] = []
         extra_keys: list[str] = []
@@ -1126,7 +1123,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
     """Clean ``log_data``'s API record in place (its public ``body`` and ``attributes``); False (counted) when it cannot be."""
     try:
         record = log_data.log_record
-        if getattr(record, "_amas_redacted", False):  # cleaned by the structlog pipeline
+        if getattr(record, "amas_otel_redacted", False):  # cleaned by the structlog pipeline (amas_otel.logging.bridge)
             return True
         counter = _Counter()
         try:
@@ -1161,16 +1158,3 @@ def _count_dropped(signal: str) -> None:
         _log.debug("amas_otel: cannot count a dropped item", exc_info=True)
 
 
-def _on_configure(settings: Any, state: Any) -> None:
-    # Validates LOG_REDACT_PATTERNS now: a bad pattern fails configure(), not a later export.
-    configure_redaction(Redactor(settings.logging.security_level, settings.logging.redact_patterns))
-    # The providers were built with RedactingSpanProcessor / RedactingLogRecordProcessor as their chains (sdk._build).
-
-
-def _register() -> None:
-    from amas_otel.sdk import add_hooks
-
-    add_hooks(on_configure=_on_configure)
-
-
-_register()

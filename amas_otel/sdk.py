@@ -50,15 +50,15 @@ __all__ = [
 
 _log = logging.getLogger("amas_otel")
 
-#: Hooks run as ``hook(settings, state)`` once the providers exist, before the
-#: exporting processors are attached and before the providers become global:
-#: processors a hook adds see every span and record first, and a hook that
-#: raises leaves nothing configured.  Capability modules (logging,
-#: redaction…) register themselves here rather than being imported by this module.
+#: Hooks run as ``hook(settings, state)`` once the providers exist and amas-otel's
+#: own logging, redaction and correlation are wired (:func:`_wire_capabilities`),
+#: before the exporting processors are attached and before the providers become
+#: global: processors a hook adds see every span and record first, and a hook
+#: that raises leaves nothing configured.
 _on_configure: list[Callable[[Settings, "_State"], None]] = []
 #: Hooks run as ``hook(error)`` when configuring on first use fails on bad
-#: settings: the application keeps running, and each capability makes itself
-#: safe without them (logging: a pipeline at the strictest redaction level).
+#: settings, after logging made itself safe without them (a pipeline at a
+#: stricter redaction level): the application keeps running.
 _on_first_use_error: list[Callable[[Exception], None]] = []
 
 
@@ -90,7 +90,7 @@ def add_hooks(
     on_configure: Callable[[Settings, "_State"], None] | None = None,
     on_first_use_error: Callable[[Exception], None] | None = None,
 ) -> None:
-    """Register a capability module's hooks (once each): see ``_on_configure`` and ``_on_first_use_error``."""
+    """Register an extension's hooks (once each), run after amas-otel's own pieces: see ``_on_configure`` and ``_on_first_use_error``."""
     for hooks, hook in ((_on_configure, on_configure), (_on_first_use_error, on_first_use_error)):
         if hook is not None and hook not in hooks:
             hooks.append(hook)
@@ -152,9 +152,10 @@ def configure(
         state = _build(settings)
         state.first_use = _first_use_running
         try:
-            # Hooks add their processors (redaction, correlation) before the
-            # exporting ones below, so those see spans and records already
-            # cleaned; a hook that rejects the settings leaves nothing set up.
+            # Logging, redaction and correlation are set up before the exporting
+            # processors below, so those see spans and records already cleaned;
+            # settings they reject leave nothing set up.
+            _wire_capabilities(settings, state)
             for hook in list(_on_configure):
                 hook(settings, state)
         except BaseException:
@@ -210,6 +211,9 @@ def configure_on_first_use(entry_point: str) -> None:
             if _state is None and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
                 configure()
         except Exception as exc:  # noqa: BLE001 - telemetry set-up must not take the application down
+            from amas_otel.logging.pipeline import configure_without_settings
+
+            configure_without_settings(exc)
             for hook in list(_on_first_use_error):
                 hook(exc)
             _log.error(
@@ -221,6 +225,28 @@ def configure_on_first_use(entry_point: str) -> None:
         finally:
             _first_use_running = None
             _first_use_settled = True
+
+
+def _wire_capabilities(settings: Settings, state: _State) -> None:
+    """amas-otel's own pieces on the new providers, in one visible place.
+
+    Redaction needs nothing here: the providers were built with
+    RedactingSpanProcessor / RedactingLogRecordProcessor as their chains
+    (:func:`_build`), and configuring logging installs the redactor they use
+    (and validates ``LOG_REDACT_PATTERNS`` now: a bad pattern fails
+    configure(), not a later export).  Logging then adds the correlation span
+    processor.  Imported here: those modules import this one for
+    :func:`configure_on_first_use`.
+    """
+    from amas_otel.logging.pipeline import configure_from_sdk
+
+    configure_from_sdk(
+        settings,
+        tracer_provider=state.tracer_provider,
+        logger_provider=state.logger_provider,
+        meter_provider=state.meter_provider,
+        first_use=state.first_use is not None,
+    )
 
 
 def _build(settings: Settings) -> _State:

@@ -190,6 +190,10 @@ class HealthSignal:
 # http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
 
+#: The HTTP methods the semantic conventions know (``http.request.method``); others are recorded as ``_OTHER``.
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
 class HttpAttr:
     """OTel HTTP semantic-convention attributes recorded by :mod:`amas_otel.metrics`."""
 

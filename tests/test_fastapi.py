@@ -216,12 +216,12 @@ def test_cap_baggage_keeps_the_leading_members_that_fit() -> None:
 def test_new_correlation_ids_are_distinct_uuid4s_and_not_shared_with_a_forked_child() -> None:
     import uuid
 
-    from amas_otel.logging import _ID_POOL_SIZE, _id_pool, _new_correlation_id
+    from amas_otel._asgi import ID_POOL_SIZE as _ID_POOL_SIZE, clear_id_pool, new_correlation_id as _new_correlation_id
 
     ids = [_new_correlation_id() for _ in range(3 * _ID_POOL_SIZE)]  # across pool refills
     assert len(set(ids)) == len(ids)
     assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
-    _id_pool.clear()
+    clear_id_pool()
     _new_correlation_id()  # the pool now holds ids drawn before the fork
     read, write = os.pipe()
     pid = os.fork()

@@ -5,7 +5,9 @@ Each fast path here has a public-API twin that gives the same result;
 self-test, checked by ``configure()``) and switches one off for the process
 when it fails at run time.  :mod:`amas_otel._fastpath.fork` is not a fast
 path but the one SDK hook with no public equivalent: it says which private
-name it uses and degrades to doing nothing on an SDK without it.  Nothing
+name it uses and degrades to doing nothing on an SDK without it; nor is
+:mod:`amas_otel._fastpath.instrumentors`, an attribute check the FastAPI
+instrumentor offers no public question for.  Nothing
 outside this package reads or writes those private names.
 """
 

@@ -15,6 +15,7 @@ Also here: whether anything was bound with ``structlog.contextvars``
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from amas_otel._fastpath.batch_queue import enqueue, enqueues
 from amas_otel._fastpath.gate import FastPath
 from amas_otel._fastpath.versions import OTEL_SDK, STRUCTLOG
 
-__all__ = ["LOG_EXPORT", "STRUCTLOG_BOUND", "sdk_logger_parts", "LogQueues", "emit_directly"]
+__all__ = ["LOG_EXPORT", "STRUCTLOG_BOUND", "sdk_logger_parts", "LogQueues", "Route", "emit_directly"]
 
 # What the fast path reads of an SDK Logger.
 _SDK_LOGGER_INTERNALS = (
@@ -50,12 +51,18 @@ def sdk_logger_parts(otel_logger: Any) -> tuple[Any, Callable[[], None] | None] 
     return otel_logger._log_record_limits, metrics.emit_log if counting else None  # noqa: SLF001
 
 
+class Route(enum.Enum):
+    """Where a record emitted on an SDK logger goes when not straight into batch queues (:meth:`LogQueues.of`)."""
+
+    #: Nobody reads the records: the logger is disabled, or there is no exporter (``OTEL_LOGS_EXPORTER=none``).
+    NOWHERE = "nowhere"
+    #: Another processor must get the record: through ``Logger.emit``.
+    EMIT = "emit"
+
+
 class LogQueues:
     """The batch queues a record emitted on an SDK logger ends in when nothing else would see it, kept per processor tuple.
 
-    :meth:`of` returns ``()`` when nobody reads the records (the logger is
-    disabled, or there is no exporter: ``OTEL_LOGS_EXPORTER=none``), None
-    when another processor must get the record through ``Logger.emit``.
     (Redaction is the provider's processor chain itself, not one of its processors:
     the pipeline's records are redacted already.)
     """
@@ -64,23 +71,24 @@ class LogQueues:
 
     def __init__(self) -> None:
         self._processors: Any = None
-        self._queues: tuple[Any, ...] | None = None
+        self._queues: tuple[Any, ...] | Route = Route.EMIT
 
-    def of(self, otel_logger: Any) -> tuple[Any, ...] | None:
+    def of(self, otel_logger: Any) -> tuple[Any, ...] | Route:
+        """The queues to put the record in (at least one), or the :class:`Route` it takes instead."""
         if not otel_logger._logger_config.is_enabled:  # noqa: SLF001 - Logger.emit's first check
-            return ()
+            return Route.NOWHERE
         processors = otel_logger._multi_log_record_processor._log_record_processors  # noqa: SLF001
         if processors is self._processors:  # the SDK replaces the tuple whenever a processor is added
             return self._queues
-        queues: tuple[Any, ...] | None = ()
+        queues: tuple[Any, ...] = ()
         for processor in processors:
             queue = getattr(processor, "_batch_processor", None) if type(processor) is BatchLogRecordProcessor else None
             if not enqueues(queue):
-                queues = None
-                break
+                self._processors, self._queues = processors, Route.EMIT
+                return Route.EMIT
             queues += (queue,)
-        self._processors, self._queues = processors, queues
-        return queues
+        self._processors, self._queues = processors, queues or Route.NOWHERE
+        return self._queues
 
 
 class _ReadableRecord(ReadableLogRecord):
@@ -140,7 +148,7 @@ def _self_test() -> None:
         if direct:
             parts = sdk_logger_parts(otel_logger)
             queues = LogQueues().of(otel_logger)
-            if parts is None or not queues:
+            if parts is None or isinstance(queues, Route):
                 raise AssertionError("the SDK logger's layout is not the one the fast path reads")
             emit_directly(otel_logger, record, parts[0], parts[1], queues)
         else:
