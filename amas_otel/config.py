@@ -191,7 +191,8 @@ class MetricsSettings:
     prometheus_path: str = _f("/metrics", "PROMETHEUS_METRICS_PATH", "prometheus.path", "path")
     prometheus_host: str = _f("0.0.0.0", "PROMETHEUS_HOST", "prometheus.host", "str")
     custom_metrics_enabled: bool = _f(True, "AMAS_CUSTOM_METRICS_ENABLED", "custom_metrics.enabled", "bool")
-    #: Seconds between pushes of periodic metric readers (OTLP, console).
+    #: Seconds between pushes of periodic metric readers (OTLP, console), unless
+    #: OTEL_METRIC_EXPORT_INTERVAL is set (see :meth:`OtelSettings.metric_export_interval_seconds`).
     custom_metrics_interval: float = _f(
         60.0, "AMAS_CUSTOM_METRICS_INTERVAL", "custom_metrics.interval", "float", minimum=0.0, exclusive=True
     )
@@ -252,6 +253,14 @@ class OtelSettings:
     #: Full replacement of the HTTP semantic conventions' known methods (case-sensitive); others are ``_OTHER``.
     http_known_methods: tuple[str, ...] | None = _f(
         None, "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "instrumentation_http_known_methods", "methods"
+    )
+    #: Milliseconds between metric pushes and the longest one push may take (the SDK's variables;
+    #: unset: AMAS_CUSTOM_METRICS_INTERVAL and AMAS_OTLP_TIMEOUT_SECONDS, in seconds, apply).
+    metric_export_interval: int | None = _f(
+        None, "OTEL_METRIC_EXPORT_INTERVAL", "metric_export_interval", "int", minimum=0, exclusive=True
+    )
+    metric_export_timeout: int | None = _f(
+        None, "OTEL_METRIC_EXPORT_TIMEOUT", "metric_export_timeout", "int", minimum=0, exclusive=True
     )
     #: Longest time process exit may wait for telemetry to flush.
     shutdown_timeout: float = _f(

@@ -60,7 +60,7 @@ from amas_otel.logging import exception_type_name, mark_logged, route_server_log
 from amas_otel.logging.correlation import context_with
 from amas_otel.metrics import MetricsService, get_metrics_service
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import CLIENT_ADDRESS, CORRELATION_ID, ERROR_TYPE, HttpAttr
+from amas_otel.semconv import CLIENT_ADDRESS, CORRELATION_ID, ERROR_TYPE, HttpAttr, SCHEMA_URL
 from amas_otel._fastpath.instrumentors import instrumented_by_opentelemetry
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel.ratelimit import (
@@ -731,7 +731,7 @@ def instrument_app(
     if tracing == "lean":
         from amas_otel import __version__
 
-        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__, schema_url=SCHEMA_URL)
     app.add_middleware(
         RequestTelemetryMiddleware,
         service=service if meters and not otel_already else None,
@@ -808,7 +808,7 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
     from amas_otel import __version__
 
     original_build = FastAPI.build_middleware_stack
-    tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+    tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__, schema_url=SCHEMA_URL)
 
     def build_middleware_stack(self: Any) -> Any:
         stack = original_build(self)

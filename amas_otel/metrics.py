@@ -10,13 +10,15 @@ values go wherever the configured readers send them (the embedded Prometheus
 endpoint, OTLP).  Names and units are listed in :class:`amas_otel.semconv.Metric`:
 OTel semantic-convention names where one exists (``http.server.request.duration``
 in seconds, ``db.client.operation.duration``, ``system.memory.usage``…), ``amas.*``
-otherwise.  System and cache-ratio values are *observable* gauges, read only
-when a reader collects.
+otherwise.  System, process and cache-ratio values are *observable* instruments
+(usages split by state as up-down counters, utilizations and ratios as gauges),
+read only when a reader collects.
 
 Cardinality is bounded three ways: HTTP recorders take route templates
 (``/api/orders/{order_id}``; :mod:`amas_otel.fastapi` passes the matched route,
 never the raw path) and unknown methods become ``_OTHER``; status codes can be
-recorded as classes (``2xx``); and :func:`metric_views` caps distinct attribute
+recorded as classes (``amas.http.response.status_class`` = ``2xx``, never in
+``http.response.status_code``, which is an integer); and :func:`metric_views` caps distinct attribute
 sets per instrument with the SDK's cardinality limit, beyond which
 measurements are counted on one ``otel.metric.overflow=true`` point instead of
 growing memory.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
 from amas_otel.http_origin import known_http_methods, normalise_method
+from amas_otel.scope import amas_meter
 from amas_otel.sdk import configure_on_first_use
 from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
@@ -71,6 +75,10 @@ DEFAULT_CARDINALITY_LIMIT = 2000
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 _OUTCOME = {True: "success", False: "failure"}
+# record_database_query statuses that mean the operation succeeded (no error.type).
+_DB_SUCCESS = frozenset({"success", "succeeded", "ok"})
+# Statuses that say only "it failed": error.type is then the convention's fallback _OTHER.
+_DB_GENERIC_FAILURE = frozenset({"error", "failure", "failed", "fail"})
 # Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
 _HTTP_ATTR_CACHE_SIZE = 4096
 # At most this many cache names get a hit ratio (names are chosen by developers, not by traffic).
@@ -133,11 +141,9 @@ class MetricsService:
         filesystem_path: str = "/",
         custom_metrics: bool | None = None,
     ) -> None:
-        from amas_otel import __version__
-
         if meter_provider is None:  # on the global provider
             configure_on_first_use("MetricsService")
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
+        meter = amas_meter(meter_provider)
         if custom_metrics is None:
             from amas_otel.config import get_settings
 
@@ -261,13 +267,23 @@ class MetricsService:
         """Record how long ``operation`` took; ``duration_ms`` in milliseconds (stored in seconds)."""
         self._operation.record(_non_negative("duration_ms", duration_ms) / 1000.0, {MetricAttr.OPERATION: str(operation)})
 
-    def record_database_query(self, database: str, operation: str, status: str, duration: float) -> None:
+    def record_database_query(
+        self, database: str, operation: str, status: str, duration: float, *, error_type: str | None = None
+    ) -> None:
         """Record one database operation: ``database`` system (``postgresql``), ``operation`` (``SELECT``),
-        ``status`` (``success``/``error``…), ``duration`` in seconds."""
-        self._db.record(
-            _non_negative("duration", duration),
-            {MetricAttr.DB_SYSTEM: str(database), MetricAttr.DB_OPERATION: str(operation), MetricAttr.OUTCOME: str(status)},
-        )
+        ``status`` (``success``/``ok``, or what failed: ``timeout``, ``error``…), ``duration`` in seconds.
+
+        As the database conventions say, a failed operation carries ``error.type``: ``error_type``
+        when given (an exception class or SQLSTATE), else ``status`` (``_OTHER`` for a bare
+        ``error``/``failure``); a successful one carries none.
+        """
+        attrs = {MetricAttr.DB_SYSTEM: str(database), MetricAttr.DB_OPERATION: str(operation)}
+        text = str(status).strip().lower()
+        if error_type is not None:
+            attrs[ERROR_TYPE] = str(error_type)
+        elif text not in _DB_SUCCESS:
+            attrs[ERROR_TYPE] = "_OTHER" if text in _DB_GENERIC_FAILURE else str(status)
+        self._db.record(_non_negative("duration", duration), attrs)
 
     # --- authentication, agents, tasks --------------------------------------------
 
@@ -378,7 +394,11 @@ def _families(registry: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 class _SystemGauges:
-    """psutil readings as observable gauges (semconv ``system.*`` / ``process.*`` names)."""
+    """psutil readings as the semantic conventions' ``system.*`` / ``process.*`` instruments.
+
+    Usages are observable up-down counters split by state (their states add up to the
+    total, as the conventions ask); utilizations are observable gauges.
+    """
 
     def __init__(self, meter: Any, filesystem_path: str) -> None:
         import psutil
@@ -386,29 +406,44 @@ class _SystemGauges:
         self._psutil = psutil
         self._process = psutil.Process()
         self._path = filesystem_path
-        psutil.cpu_percent(interval=None)  # the first reading only starts the measurement window
-        specs = [
-            (Metric.SYSTEM_CPU_UTILIZATION, self._cpu, "System-wide CPU utilization (0-1)"),
-            (Metric.SYSTEM_MEMORY_USAGE, self._memory_usage, "Memory in use"),
-            (Metric.SYSTEM_MEMORY_UTILIZATION, self._memory_utilization, "Memory in use / total (0-1)"),
-            (Metric.SYSTEM_FILESYSTEM_USAGE, self._disk_usage, "Filesystem space in use"),
-            (Metric.SYSTEM_FILESYSTEM_UTILIZATION, self._disk_utilization, "Filesystem space in use / total (0-1)"),
-            (Metric.PROCESS_MEMORY_USAGE, self._rss, "Resident memory of this process"),
-        ]
-        for (name, unit), callback, description in specs:
+        self._cpu = _CpuUtilization(psutil)
+        for (name, unit), callback, description in (
+            (Metric.SYSTEM_CPU_UTILIZATION, self._cpu.observe, "Share of all CPUs' time not idle, over at least 1 s"),
+            (Metric.SYSTEM_MEMORY_UTILIZATION, self._memory_utilization, "Memory by state / total (0-1)"),
+            (Metric.SYSTEM_FILESYSTEM_UTILIZATION, self._disk_utilization, "Filesystem space in use / usable (0-1)"),
+        ):
             meter.create_observable_gauge(name, callbacks=[callback], unit=unit, description=description)
+        for (name, unit), callback, description in (
+            (Metric.SYSTEM_MEMORY_USAGE, self._memory_usage, "Memory by state"),
+            (Metric.SYSTEM_FILESYSTEM_USAGE, self._disk_usage, "Filesystem space by state"),
+            (Metric.PROCESS_MEMORY_USAGE, self._rss, "Physical memory (RSS) of this process"),
+        ):
+            meter.create_observable_up_down_counter(name, callbacks=[callback], unit=unit, description=description)
 
-    def _cpu(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.cpu_percent(interval=None) / 100.0)]
+    def _memory_by_state(self) -> tuple[float, dict[str, int]]:
+        memory = self._psutil.virtual_memory()
+        # buffers and cached exist on Linux only.  psutil's own "used" (total - available) overlaps
+        # them; used is what the others leave of total (as the collector's hostmetrics receiver
+        # computes it), so the states add up to total as the convention asks.
+        states = {state: getattr(memory, state) for state in _MEMORY_STATES if hasattr(memory, state)}
+        return memory.total, {"used": max(memory.total - sum(states.values()), 0), **states}
 
     def _memory_usage(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.virtual_memory().used)]
+        _, states = self._memory_by_state()
+        return [Observation(value, {MetricAttr.MEMORY_STATE: state}) for state, value in states.items()]
 
     def _memory_utilization(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.virtual_memory().percent / 100.0)]
+        total, states = self._memory_by_state()
+        return [Observation(value / total, {MetricAttr.MEMORY_STATE: state}) for state, value in states.items()]
 
     def _disk_usage(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.disk_usage(self._path).used, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path})]
+        usage = self._psutil.disk_usage(self._path)
+        # reserved: kept for the superuser, neither used nor free to others.
+        states = {"used": usage.used, "free": usage.free, "reserved": max(usage.total - usage.used - usage.free, 0)}
+        return [
+            Observation(value, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path, MetricAttr.FILESYSTEM_STATE: state})
+            for state, value in states.items()
+        ]
 
     def _disk_utilization(self, options: CallbackOptions) -> list[Observation]:
         usage = self._psutil.disk_usage(self._path)
@@ -416,6 +451,52 @@ class _SystemGauges:
 
     def _rss(self, options: CallbackOptions) -> list[Observation]:
         return [Observation(self._process.memory_info().rss)]
+
+
+#: system.memory.state values read from psutil.virtual_memory() (fields of the same names).
+_MEMORY_STATES = ("free", "buffers", "cached")
+#: Shortest window system.cpu.utilization is computed over; a collection sooner repeats the last value.
+_CPU_UTILIZATION_WINDOW = 1.0
+
+
+class _CpuUtilization:
+    """``system.cpu.utilization`` from ``cpu_times()`` deltas, with a measurement window of its own.
+
+    ``psutil.cpu_percent()`` measures since its previous call, so each collection (every
+    scrape, every reader) would reset the window and a second scrape right after the
+    first would read about 0.  Here a new value is computed only when at least
+    :data:`_CPU_UTILIZATION_WINDOW` seconds passed since the last one; collections in
+    between repeat it.
+    """
+
+    def __init__(self, psutil: Any, window: float = _CPU_UTILIZATION_WINDOW) -> None:
+        self._psutil = psutil
+        self._window = window
+        self._lock = threading.Lock()
+        self._last_times = self._busy_total()
+        self._last_at = time.monotonic()
+        self._value: float | None = None
+
+    def _busy_total(self) -> tuple[float, float]:
+        times = self._psutil.cpu_times()
+        # Linux counts guest time inside user/nice; iowait is idle time spent waiting.
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        return total - idle, total
+
+    def value(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._last_at >= self._window:
+                busy, total = self._busy_total()
+                elapsed_busy, elapsed_total = busy - self._last_times[0], total - self._last_times[1]
+                if elapsed_total > 0:  # else no tick yet: keep the window open
+                    self._value = min(max(elapsed_busy / elapsed_total, 0.0), 1.0)
+                    self._last_times, self._last_at = (busy, total), now
+            return self._value if self._value is not None else 0.0
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.value())]
 
 
 _service: MetricsService | None = None

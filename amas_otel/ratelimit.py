@@ -33,14 +33,13 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping
 from typing import Any, NamedTuple
 
-from opentelemetry import metrics
-
 from amas_otel.breaker import CircuitBreaker, CircuitBreakerConfig, get_circuit_breaker_service
 from amas_otel.errors import send_error
 from amas_otel._asgi import with_headers
 from amas_otel.http_origin import client_address as http_client_address
 from amas_otel.http_origin import proxy_networks
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
+from amas_otel.semconv import RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
+from amas_otel.scope import amas_meter
 
 __all__ = [
     "RateLimitDecision",
@@ -114,7 +113,7 @@ class _Limiter:
         self._interval, self._tau = _check_limits(requests_per_minute, burst_size)
         self.requests_per_minute = float(requests_per_minute)
         self.burst_size = burst_size
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE)
+        meter = amas_meter(meter_provider)
         name, unit = RATELIMIT_REJECTIONS
         self._rejections = meter.create_counter(name, unit=unit, description="Requests refused by a rate limiter")
         self._rejection_attrs = {RATELIMIT_BACKEND: self.backend}

@@ -60,7 +60,8 @@ from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
 from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError, LoggingSettings, parse_setting
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
+from amas_otel.scope import amas_meter
+from amas_otel.semconv import REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
 
 __all__ = [
     "SecurityLevel",
@@ -1150,9 +1151,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
 
 def _count_dropped(signal: str) -> None:
     try:
-        from opentelemetry import metrics
-
-        metrics.get_meter(INSTRUMENTATION_SCOPE).create_counter(
+        amas_meter().create_counter(
             REDACTION_DROPPED, unit="{item}", description="Spans and log records dropped because they could not be redacted"
         ).add(1, {REDACTION_SIGNAL: signal})
     except Exception:  # noqa: BLE001

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 __all__ = [
     "INSTRUMENTATION_SCOPE",
+    "SCHEMA_URL",
     "ResourceAttr",
 ]
 
 #: Instrumentation scope name used for every tracer, meter and logger of amas-otel itself.
 INSTRUMENTATION_SCOPE = "amas_otel"
+#: The semantic-conventions version whose names amas-otel emits (``db.system.name``,
+#: ``system.memory.state``, ``vcs.ref.head.revision``…), carried by its meters and tracers.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class ResourceAttr:
@@ -152,16 +156,15 @@ class Recovery:
     MANUAL_INTERVENTION_EVENT = "amas.recovery.manual_intervention"
 
 # --- health ----------------------------------------------------------------
-# Agreed: observable gauge "amas.health.check.status" unit "{status}" (attrs amas.health.check.name,
-# amas.health.check.critical = true|false; value 1 healthy, 0.5 degraded, 0 unhealthy);
-# histogram "amas.health.check.duration" unit "s".
 
 
 class HealthSignal:
     """Names emitted by :mod:`amas_otel.health`."""
 
-    #: Observable gauge, unit "{status}", one series per check: 1 healthy, 0.5 degraded, 0 unhealthy.
+    #: Observable gauge in the ``hw.status`` pattern: per check, one series per result
+    #: (CHECK_RESULT = healthy / degraded / unhealthy), 1 for the current result, 0 for the others.
     STATUS_METRIC = "amas.health.check.status"
+    STATUS_UNIT = "1"
     #: Histogram, unit "s": one check run, all attempts included.
     DURATION_METRIC = "amas.health.check.duration"
     #: Span name prefix; the span is named ``"health_check <check name>"``.
@@ -169,10 +172,14 @@ class HealthSignal:
     #: Span event added before each retry of a failed attempt.
     RETRY_EVENT = "amas.health.check.retry"
     CHECK_NAME = "amas.health.check.name"
-    CHECK_CRITICAL = "amas.health.check.critical"
     CHECK_TYPE = "amas.health.check.type"
-    #: The verdict (healthy / degraded / unhealthy) on spans, duration points and log records.
+    #: Boolean on every signal (spans, metric points, log records).
+    CHECK_CRITICAL = "amas.health.check.critical"
+    #: The verdict (healthy / degraded / unhealthy) on spans, duration points, log records, and the
+    #: state attribute of STATUS_METRIC (what ``hw.state`` is to ``hw.status``).
     CHECK_RESULT = "amas.health.check.result"
+    #: Why the check has its verdict (the result's message), on status-change log records.
+    CHECK_MESSAGE = "amas.health.check.message"
     CHECK_ATTEMPTS = "amas.health.check.attempts"
     #: On the retry event: the attempt that failed (1-based).
     ATTEMPT = "amas.health.check.attempt"
@@ -227,6 +234,10 @@ class MetricAttr:
     DB_SYSTEM = "db.system.name"
     DB_OPERATION = "db.operation.name"
     FILESYSTEM_MOUNTPOINT = "system.filesystem.mountpoint"
+    #: system.filesystem.usage: used / free / reserved.
+    FILESYSTEM_STATE = "system.filesystem.state"
+    #: system.memory.usage and .utilization: used / free / buffers / cached.
+    MEMORY_STATE = "system.memory.state"
     #: Set by the SDK on the data point that absorbs attribute sets beyond the cardinality limit.
     OVERFLOW = "otel.metric.overflow"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_guide_recorders_reach_prometheus_with_semconv_names(service: MetricsSer
     assert _series(service, "amas_business_events_total")[0]["value"] == 1.0
     assert _series(service, "amas_operation_duration_seconds")[0]["value"]["sum"] == pytest.approx(0.15)
     db = _series(service, "db_client_operation_duration_seconds")[0]
-    assert db["labels"]["db_system_name"] == "postgresql" and db["labels"]["db_operation_name"] == "SELECT"
+    assert db["labels"] == {"db_system_name": "postgresql", "db_operation_name": "SELECT"}  # no error.type on success
     auth = {s["labels"]["amas_auth_outcome"]: s["value"] for s in _series(service, "amas_auth_attempts_total")}
     assert auth == {"success": 1.0, "failure": 1.0}
     assert _series(service, "amas_agent_execution_duration_seconds")[0]["labels"]["amas_agent_name"] == "planner"
@@ -130,9 +131,63 @@ def test_status_code_classes() -> None:
     for code in (200, 201, 204, 404, 500):
         service.record_http_request("GET", "/x", code, 0.01)
     series = _series(service, "http_server_request_duration_seconds")
-    # A class is not a status code: it goes under an attribute of its own, never http.response.status_code.
+    # A class is no status code: its own attribute, http.response.status_code stays an integer or absent.
     assert sorted(s["labels"]["amas_http_response_status_class"] for s in series) == ["2xx", "4xx", "5xx"]
     assert not any("http_response_status_code" in s["labels"] for s in series)
+    assert {s["labels"].get("error_type") for s in series} == {None, "500"}
+
+
+def test_database_operations_carry_error_type_not_an_outcome() -> None:
+    reader = InMemoryMetricReader()
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[reader]), system_metrics=False)
+    service.record_database_query("postgresql", "SELECT", "success", 0.002)
+    service.record_database_query("postgresql", "SELECT", "timeout", 0.5)
+    service.record_database_query("postgresql", "INSERT", "error", 0.01)
+    service.record_database_query("postgresql", "INSERT", "error", 0.01, error_type="psycopg.errors.UniqueViolation")
+    points = [p for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "db.client.operation.duration" for p in m.data.data_points]
+    seen = {(p.attributes["db.operation.name"], p.attributes.get("error.type")) for p in points}
+    assert seen == {("SELECT", None), ("SELECT", "timeout"), ("INSERT", "_OTHER"), ("INSERT", "psycopg.errors.UniqueViolation")}
+    assert not any("amas.outcome" in p.attributes for p in points)
+
+
+def _system_points(reader: InMemoryMetricReader) -> dict[str, Any]:
+    return {m.name: m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
+def test_system_usages_are_up_down_counters_split_by_state() -> None:
+    reader = InMemoryMetricReader()
+    MetricsService(meter_provider=MeterProvider(metric_readers=[reader]), custom_metrics=False)
+    found = _system_points(reader)
+    for name in ("system.memory.usage", "system.filesystem.usage", "process.memory.usage"):
+        assert type(found[name].data).__name__ == "Sum" and found[name].data.is_monotonic is False, name
+        assert found[name].unit == "By"
+    memory = {p.attributes["system.memory.state"]: p.value for p in found["system.memory.usage"].data.data_points}
+    assert {"used", "free"} <= set(memory) <= {"used", "free", "buffers", "cached"}
+    import psutil
+
+    assert sum(memory.values()) == pytest.approx(psutil.virtual_memory().total, rel=0.01)  # states add up to the total
+    disk = {p.attributes["system.filesystem.state"]: p.value for p in found["system.filesystem.usage"].data.data_points}
+    assert set(disk) == {"used", "free", "reserved"}
+    assert sum(disk.values()) == pytest.approx(psutil.disk_usage("/").total, rel=0.01)
+    assert [dict(p.attributes) for p in found["process.memory.usage"].data.data_points] == [{}]
+
+
+def test_cpu_utilization_has_its_own_window_back_to_back_collections_agree() -> None:
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    MetricsService(meter_provider=MeterProvider(metric_readers=readers), custom_metrics=False)
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:  # busy for longer than the 1 s window
+        pass
+
+    def cpu(reader: InMemoryMetricReader) -> float:
+        (point,) = _system_points(reader)["system.cpu.utilization"].data.data_points
+        return point.value
+
+    first = cpu(readers[0])
+    # psutil.cpu_percent() would read ~0 here: each collection reset its window.
+    assert first > 0
+    assert cpu(readers[0]) == first and cpu(readers[1]) == first
 
 
 def test_bad_input_is_named(service: MetricsService) -> None:

@@ -25,6 +25,7 @@ from amas_otel import semconv
 from amas_otel._counting import Tally
 from amas_otel._fastpath.log_records import LOG_EXPORT, LogQueues, Route, emit_directly, sdk_logger_parts
 from amas_otel.logging.processors import SpanIdCache, SpanIds, dumps_json, level_name
+from amas_otel.scope import amas_meter
 
 __all__ = ["OTelLogExport", "LogRecordCounter", "record_counter", "attribute_value"]
 
@@ -91,7 +92,8 @@ class LogRecordCounter:
         if id(meter_provider) in self._providers:
             return
         self._providers.add(id(meter_provider))
-        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE)
+        # The one amas_otel scope (version, schema URL), not a second version-less one.
+        meter = amas_meter(meter_provider)
         meter.create_observable_counter(
             semconv.LOG_RECORDS, callbacks=[self._observe], unit="{record}", description="Log records by level and component"
         )

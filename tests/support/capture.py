@@ -57,6 +57,7 @@ class Span:
     events: list[tuple[str, dict[str, Any]]]
     status_code: int
     scope: str
+    schema_url: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def _spans(receiver: OtlpReceiver) -> list[Span]:
                             events=[(event.name, attributes(event.attributes)) for event in span.events],
                             status_code=span.status.code,
                             scope=scope_spans.scope.name,
+                            schema_url=scope_spans.schema_url,
                         )
                     )
     return found
