@@ -216,7 +216,8 @@ def test_redis_limiter_burst_and_retry_after(redis_prefix: str, redis_url: str) 
 
 
 async def test_redis_limiter_async_client(redis_prefix: str, redis_url: str) -> None:
-    limiter = RedisRateLimiter(redis_url, requests_per_minute=60, burst_size=5, prefix=redis_prefix)
+    # socket_timeout with a margin: under load the default 50 ms fails open (counts as allowed).
+    limiter = RedisRateLimiter(redis_url, requests_per_minute=60, burst_size=5, prefix=redis_prefix, socket_timeout=2.0)
     results = await asyncio.gather(*(limiter.acheck("k") for _ in range(20)))
     assert sum(r.allowed for r in results) == 5
     await limiter.aclose()
