@@ -99,7 +99,7 @@ _CONTAINS = (
     ("phone", "mobile", "ipaddress", "dateofbirth", "birthdate", "email"),
 )
 _SUFFIXES = (
-    ("signature", "otp"),
+    ("signature", "sig", "otp"),
     ("accountnumber",),
     ("clientip", "remoteip", "sourceip", "clientaddress", "peeraddress", "dob"),
 )

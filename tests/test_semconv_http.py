@@ -24,7 +24,7 @@ from amas_otel.fastapi import instrument_app
 from amas_otel.http_origin import proxy_networks, request_origin
 from amas_otel.metrics import MetricsService
 from tests.support.asgi_server import serve
-from tests.support.capture import FORWARDED_CLIENT, QUERY_SECRET, Capture, LogRecord, Span
+from tests.support.capture import FORWARDED_CLIENT, QUERY_SECRET, QUERY_SIGNATURE, Capture, LogRecord, Span
 
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 # The names the request logs used before: one concept, one name (the semantic conventions' / amas.*).
@@ -92,8 +92,9 @@ def test_duration_carries_scheme_and_protocol_version(example_capture: Capture) 
 
 def test_query_is_on_the_span_with_its_values_redacted(example_capture: Capture) -> None:
     query = _span(example_capture, "data_query").attributes["url.query"]
-    assert query.startswith("correlation_id=q-1&token=[REDACTED") and query.endswith("&page=2")
-    assert QUERY_SECRET not in str([s.attributes for s in example_capture.spans])
+    assert query.startswith("correlation_id=q-1&token=[REDACTED") and query.endswith("&sig=[REDACTED:sig]&page=2")
+    for secret in (QUERY_SECRET, QUERY_SIGNATURE):
+        assert secret not in str([s.attributes for s in example_capture.spans])
     assert "url.query" not in _span(example_capture, "data").attributes
 
 
