@@ -26,6 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from amas_otel import semconv
 from amas_otel._counting import Tally
 from amas_otel._fastpath.log_encoding import encodes
+from amas_otel.scope import amas_meter
 
 __all__ = ["valid_text", "is_encodable", "encodable", "register", "RecordIsolatingLogExporter"]
 
@@ -66,7 +67,7 @@ def register(meter_provider: Any) -> None:
     if id(meter_provider) in _registered:
         return
     _registered.add(id(meter_provider))
-    meter = meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE)
+    meter = amas_meter(meter_provider)
     meter.create_observable_counter(
         semconv.SANITIZED_VALUES,
         callbacks=[lambda options: _observe(_sanitized)],

@@ -191,7 +191,8 @@ class MetricsSettings:
     prometheus_path: str = _f("/metrics", "PROMETHEUS_METRICS_PATH", "prometheus.path", "path")
     prometheus_host: str = _f("0.0.0.0", "PROMETHEUS_HOST", "prometheus.host", "str")
     custom_metrics_enabled: bool = _f(True, "AMAS_CUSTOM_METRICS_ENABLED", "custom_metrics.enabled", "bool")
-    #: Seconds between pushes of periodic metric readers (OTLP, console).
+    #: Seconds between pushes of periodic metric readers (OTLP, console), unless
+    #: OTEL_METRIC_EXPORT_INTERVAL is set (see :meth:`OtelSettings.metric_export_interval_seconds`).
     custom_metrics_interval: float = _f(
         60.0, "AMAS_CUSTOM_METRICS_INTERVAL", "custom_metrics.interval", "float", minimum=0.0, exclusive=True
     )
@@ -248,6 +249,18 @@ class OtelSettings:
     )
     traces_sampler_arg: float | None = _f(
         None, "OTEL_TRACES_SAMPLER_ARG", "traces_sampler_arg", "float", minimum=0.0, maximum=1.0
+    )
+    #: Full replacement of the HTTP semantic conventions' known methods (case-sensitive); others are ``_OTHER``.
+    http_known_methods: tuple[str, ...] | None = _f(
+        None, "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "instrumentation_http_known_methods", "methods"
+    )
+    #: Milliseconds between metric pushes and the longest one push may take (the SDK's variables;
+    #: unset: AMAS_CUSTOM_METRICS_INTERVAL and AMAS_OTLP_TIMEOUT_SECONDS, in seconds, apply).
+    metric_export_interval: int | None = _f(
+        None, "OTEL_METRIC_EXPORT_INTERVAL", "metric_export_interval", "int", minimum=0, exclusive=True
+    )
+    metric_export_timeout: int | None = _f(
+        None, "OTEL_METRIC_EXPORT_TIMEOUT", "metric_export_timeout", "int", minimum=0, exclusive=True
     )
     #: Longest time process exit may wait for telemetry to flush.
     shutdown_timeout: float = _f(
@@ -396,6 +409,9 @@ def _number(raw: Any, kind: type, meta: Mapping[str, Any]) -> Any:
     return value
 
 
+_METHOD_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def _split(raw: Any) -> list[str]:
     if isinstance(raw, (list, tuple)):
         return [str(item).strip() for item in raw if str(item).strip()]
@@ -465,6 +481,11 @@ def _parse(raw: Any, meta: Mapping[str, Any]) -> Any:
         return text
     if kind == "list":
         return tuple(_split(raw))
+    if kind == "methods":  # RFC 9110 method tokens, case-sensitive
+        methods = tuple(_split(raw))
+        if not methods or not all(_METHOD_TOKEN.fullmatch(method) for method in methods):
+            raise _Bad("expected a comma-separated list of HTTP method names (case-sensitive tokens, e.g. GET,POST,PURGE)")
+        return methods
     if kind == "exporters":
         names = tuple(name.lower() for name in _split(raw))
         accepted = _EXPORTERS[meta["signal"]]

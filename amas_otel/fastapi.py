@@ -55,12 +55,12 @@ from amas_otel._asgi import (
     request_correlation_id,
     with_headers,
 )
+from amas_otel.http_origin import known_http_methods, normalise_method, proxy_networks, request_origin
 from amas_otel.logging import exception_type_name, mark_logged, route_server_loggers
 from amas_otel.logging.correlation import context_with
 from amas_otel.metrics import MetricsService, get_metrics_service
-from amas_otel.semconv import KNOWN_HTTP_METHODS as _KNOWN_METHODS
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import CORRELATION_ID, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HttpAttr
+from amas_otel.semconv import CLIENT_ADDRESS, CORRELATION_ID, ERROR_TYPE, HttpAttr, SCHEMA_URL
 from amas_otel._fastpath.instrumentors import instrumented_by_opentelemetry
 from amas_otel._fastpath.span_fields import set_valid_attributes
 from amas_otel.ratelimit import (
@@ -80,9 +80,6 @@ _TRACING_MODES = ("lean", "otel", "off")
 _VALIDATION_MODES = ("fastapi", "400")
 # OTel HTTP server span attributes (semantic conventions, stable).
 _A_METHOD, _A_ROUTE, _A_STATUS = HttpAttr.REQUEST_METHOD, HttpAttr.ROUTE, HttpAttr.RESPONSE_STATUS_CODE
-_A_PATH, _A_SCHEME = "url.path", "url.scheme"
-_A_PROTOCOL, _A_CLIENT, _A_SERVER, _A_PORT = "network.protocol.version", "client.address", "server.address", "server.port"
-_A_USER_AGENT = "user_agent.original"
 # ParentBased's delegate samplers (opentelemetry.sdk.trace.sampling).
 _PARENT_BASED_DELEGATES = (
     "_root",
@@ -150,10 +147,19 @@ class RequestTelemetryMiddleware:
       folded in — decided after the correlation id and the span are set up, so
       a 429 carries ``X-Correlation-ID`` and is recorded on the span, in the
       duration histogram and in the logs like any response.
+    * ``trusted_proxies`` (default ``RATE_LIMIT_TRUSTED_PROXIES``, the rate
+      limiter's setting): peers whose ``Forwarded`` / ``X-Forwarded-*``
+      headers give ``client.address``, ``url.scheme`` and
+      ``server.address``/``server.port`` (:mod:`amas_otel.http_origin`);
+      for any other peer the socket and the ``Host`` header do.
     * An unexpected exception is recorded on the span, counted in
       ``amas.errors``, logged (``request failed``, redacted), answered with a
       JSON 500 carrying only the correlation id, and then raised on to the
-      server, as Starlette's ``ServerErrorMiddleware`` does.
+      server, as Starlette's ``ServerErrorMiddleware`` does.  Its ``error.type``
+      (module-qualified class name, builtins bare, as the SDK's
+      ``exception.type``) is the same on the span, the duration and the log record.
+    * Request logs are written in the request's context (after its span
+      ended): they carry its trace and span ids.
     """
 
     def __init__(
@@ -167,7 +173,7 @@ class RequestTelemetryMiddleware:
         correlation_header: str | None = None,
         rate_limiter: RateLimiter | RedisRateLimiter | None = None,
         rate_limit_exempt_paths: Iterable[str] = EXEMPT_PATHS,
-        trusted_proxies: Iterable[str] = (),
+        trusted_proxies: Iterable[str] | None = None,
     ) -> None:
         if log_requests not in _LOG_MODES:
             raise ValueError(f"log_requests must be one of {', '.join(_LOG_MODES)}, got {log_requests!r}")
@@ -182,6 +188,10 @@ class RequestTelemetryMiddleware:
         # HTTP requests get their id here; websocket connections go through CorrelationMiddleware.
         self._correlation = CorrelationMiddleware(app, header=correlation_header) if correlation_header else None
         self._id_name = header_name(correlation_header) if correlation_header else b""
+        if trusted_proxies is None:
+            trusted_proxies = get_settings().rate_limit.trusted_proxies
+        self._networks = proxy_networks(trusted_proxies)
+        self._known_methods = known_http_methods()
         self._rate_limit = (
             RateLimitGate(rate_limiter, rate_limit_exempt_paths, trusted_proxies) if rate_limiter is not None else None
         )
@@ -214,9 +224,11 @@ class RequestTelemetryMiddleware:
         ctx = None
         span = None
         if self._tracer is not None:
-            span, ctx, correlation_id = self._start_span(scope)
-        elif self._correlation is not None:
-            correlation_id, ctx = correlation_context(scope["headers"], self._id_name)
+            span, ctx, correlation_id, scheme = self._start_span(scope)
+        else:
+            scheme = request_origin(scope, self._networks).scheme if self._networks else scope.get("scheme", "http")
+            if self._correlation is not None:
+                correlation_id, ctx = correlation_context(scope["headers"], self._id_name)
         if correlation_id is not None:
             id_header = (self._id_name, correlation_id.encode("latin-1"))
         token = otel_context.attach(ctx) if ctx is not None else None
@@ -264,9 +276,15 @@ class RequestTelemetryMiddleware:
             duration = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", "") if route is not None else ""
+            error_type = exception_type_name(type(failure)) if failure is not None else None
             try:
                 if span is not None:
-                    self._end_span(span, scope["method"], template, status, failure)
+                    method = scope["method"]
+                    self._end_span(span, method if method in self._known_methods else "HTTP", template, status, error_type)
+                # Still in the request's context, so the record carries its trace and span ids;
+                # after the span ended, so an error record adds no second exception event to it.
+                if self._log_all or (self._log_errors and (status >= 500 or failure is not None)):
+                    self._log(scope, template, status, duration, failure, error_type, correlation_id)
             finally:
                 if token is not None:
                     otel_context.detach(token)
@@ -281,14 +299,15 @@ class RequestTelemetryMiddleware:
                         duration,
                         _content_length(scope) if sizes else None,
                         sent if sizes else None,
+                        scheme=scheme,
+                        protocol_version=scope.get("http_version", "1.1"),
+                        error_type=error_type,
                     )
                 except Exception:  # noqa: BLE001 - telemetry must not fail the request
                     _log.debug("amas_otel: recording request metrics failed", exc_info=True)
-            if self._log_all or (self._log_errors and (status >= 500 or failure is not None)):
-                self._log(scope, template, status, duration, failure, correlation_id)
 
-    def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any, str | None]:
-        """Start the request's span; return it, the context to run the request in and the correlation id.
+    def _start_span(self, scope: MutableMapping[str, Any]) -> tuple[Any, Any, str | None, str]:
+        """Start the request's span; return it, the context to run the request in, the correlation id and ``url.scheme``.
 
         The incoming ``baggage`` (all its lines, joined) is cut to the W3C
         limits and parsed once, by the global propagator; the correlation id is
@@ -306,27 +325,33 @@ class RequestTelemetryMiddleware:
             # With a propagator that leaves baggage alone, the correlation id reads the header itself.
             parsed = parent if "baggage" in carrier and _reads_baggage(propagate.get_global_textmap()) else None
             correlation_id = request_correlation_id(scope["headers"], self._id_name, parsed)
-        method = scope["method"]
+        method, original = normalise_method(scope["method"], self._known_methods)
+        origin = request_origin(scope, self._networks, carrier)
         attributes: dict[str, Any] = {
-            _A_METHOD: method if method in _KNOWN_METHODS else "_OTHER",
-            _A_PATH: scope["path"],
-            _A_SCHEME: scope.get("scheme", "http"),
-            _A_PROTOCOL: scope.get("http_version", "1.1"),
+            _A_METHOD: method,
+            HttpAttr.URL_PATH: scope["path"],
+            HttpAttr.URL_SCHEME: origin.scheme,
+            HttpAttr.PROTOCOL_VERSION: scope.get("http_version", "1.1"),
         }
-        client = scope.get("client")
-        if client:
-            attributes[_A_CLIENT] = client[0]
-        server = scope.get("server")
-        if server:
-            attributes[_A_SERVER], attributes[_A_PORT] = server[0], server[1]
+        if original is not None:
+            attributes[HttpAttr.REQUEST_METHOD_ORIGINAL] = original
+        query = scope.get("query_string")
+        if query:  # its values are redacted with every span attribute (RedactingSpanProcessor)
+            attributes[HttpAttr.URL_QUERY] = query.decode("latin-1")
+        if origin.client_address:
+            attributes[CLIENT_ADDRESS] = origin.client_address
+        if origin.server_address:
+            attributes[HttpAttr.SERVER_ADDRESS] = origin.server_address
+            if origin.server_port is not None:
+                attributes[HttpAttr.SERVER_PORT] = origin.server_port
         if user_agent:
-            attributes[_A_USER_AGENT] = user_agent
+            attributes[HttpAttr.USER_AGENT] = user_agent
         # The sampler gets the attributes at span creation, unless it is made of
         # the SDK's samplers, which never read them: then they are stored once
         # the span exists, without the SDK validating each value again.
         blind = self._sampler_ignores_attributes
         span = self._tracer.start_span(  # type: ignore[union-attr]
-            method if method in _KNOWN_METHODS else "HTTP",
+            "HTTP" if original is not None else method,
             context=parent,
             kind=SpanKind.SERVER,
             attributes=None if blind else attributes,
@@ -334,7 +359,7 @@ class RequestTelemetryMiddleware:
         if correlation_id is None:
             if blind:
                 set_valid_attributes(span, attributes)
-            return span, trace.set_span_in_context(span, parent), None
+            return span, trace.set_span_in_context(span, parent), None, origin.scheme
         # The id is set here, not by CorrelationSpanProcessor from the context:
         # one write, and the id chosen from the header wins over a baggage one.
         if blind:
@@ -342,17 +367,18 @@ class RequestTelemetryMiddleware:
             set_valid_attributes(span, attributes)
         else:
             set_valid_attributes(span, {CORRELATION_ID: correlation_id})
-        return span, trace.set_span_in_context(span, context_with({"correlation_id": correlation_id}, parent)), correlation_id
+        context = trace.set_span_in_context(span, context_with({"correlation_id": correlation_id}, parent))
+        return span, context, correlation_id, origin.scheme
 
     @staticmethod
-    def _end_span(span: Any, method: str, template: str, status: int, failure: Exception | None) -> None:
+    def _end_span(span: Any, span_method: str, template: str, status: int, error_type: str | None) -> None:
         # One write for all of them: each call takes a lock (and, through the SDK, validates).
         attributes: dict[str, Any] = {_A_STATUS: status}
         if template:
             attributes[_A_ROUTE] = template
-            span.update_name(f"{method if method in _KNOWN_METHODS else 'HTTP'} {template}")
-        if status >= 500:
-            attributes[ERROR_TYPE] = type(failure).__qualname__ if failure else str(status)
+            span.update_name(f"{span_method} {template}")
+        if error_type is not None or status >= 500:
+            attributes[ERROR_TYPE] = error_type or str(status)
             span.set_status(Status(StatusCode.ERROR))
         set_valid_attributes(span, attributes)
         span.end()
@@ -361,34 +387,43 @@ class RequestTelemetryMiddleware:
         # The JSON 500 is sent here, inside the application, so it carries the correlation id.
         if self._service is not None:
             try:
-                self._service.record_error(type(exc).__qualname__, "http")
+                self._service.record_error(exception_type_name(type(exc)), "http")
             except Exception:  # noqa: BLE001 - telemetry must not fail the request
                 pass
         await send_error(send, 500, "internal_error", "Internal server error", scope=scope)
 
     def _log(
-        self, scope: Any, template: str, status: int, duration: float, failure: BaseException | None, correlation_id: str | None
+        self,
+        scope: Any,
+        template: str,
+        status: int,
+        duration: float,
+        failure: BaseException | None,
+        error_type: str | None,
+        correlation_id: str | None,
     ) -> None:
         try:
+            method, original = normalise_method(scope["method"], self._known_methods)
             fields: dict[str, Any] = {
-                "method": scope["method"],
-                "route": template or None,
-                "status_code": status,
-                "duration_ms": round(duration * 1000, 3),
+                _A_METHOD: method,
+                _A_STATUS: status,
+                HttpAttr.REQUEST_DURATION: round(duration, 6),
             }
+            if original is not None:
+                fields[HttpAttr.REQUEST_METHOD_ORIGINAL] = original
+            if template:
+                fields[_A_ROUTE] = template
             if correlation_id is not None:
-                # The request's context is gone by now; the line still carries its id.
                 fields["correlation_id"] = correlation_id
             logger = self._get_logger()
             if failure is not None:
-                # The exception itself, through the redactor, with the request's trace and
-                # correlation ids: the server's own report of it comes later, outside them.
-                fields[EXCEPTION_TYPE] = exception_type_name(type(failure))
-                fields[EXCEPTION_MESSAGE] = str(failure)
-                logger.error("request failed", error_type=type(failure).__qualname__, exc_info=failure, **fields)
+                # The exception itself (exception.type, .message, .stacktrace from the pipeline),
+                # through the redactor, with the request's trace and correlation ids: the
+                # server's own report of it comes later, outside them.
+                logger.error("request failed", exc_info=failure, **{ERROR_TYPE: error_type}, **fields)
                 mark_logged(failure)
             elif status >= 500:
-                logger.warning("request", **fields)
+                logger.warning("request", **{ERROR_TYPE: str(status)}, **fields)
             else:
                 logger.info("request", **fields)
         except Exception:  # noqa: BLE001 - a logging failure must not fail the request
@@ -696,7 +731,7 @@ def instrument_app(
     if tracing == "lean":
         from amas_otel import __version__
 
-        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__, schema_url=SCHEMA_URL)
     app.add_middleware(
         RequestTelemetryMiddleware,
         service=service if meters and not otel_already else None,
@@ -773,7 +808,7 @@ def instrument_fastapi(*, tracer_provider: Any = None, metrics_service: MetricsS
     from amas_otel import __version__
 
     original_build = FastAPI.build_middleware_stack
-    tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__)
+    tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("amas_otel.fastapi", __version__, schema_url=SCHEMA_URL)
 
     def build_middleware_stack(self: Any) -> Any:
         stack = original_build(self)

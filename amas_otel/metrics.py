@@ -10,13 +10,15 @@ values go wherever the configured readers send them (the embedded Prometheus
 endpoint, OTLP).  Names and units are listed in :class:`amas_otel.semconv.Metric`:
 OTel semantic-convention names where one exists (``http.server.request.duration``
 in seconds, ``db.client.operation.duration``, ``system.memory.usage``…), ``amas.*``
-otherwise.  System and cache-ratio values are *observable* gauges, read only
-when a reader collects.
+otherwise.  System, process and cache-ratio values are *observable* instruments
+(usages split by state as up-down counters, utilizations and ratios as gauges),
+read only when a reader collects.
 
 Cardinality is bounded three ways: HTTP recorders take route templates
 (``/api/orders/{order_id}``; :mod:`amas_otel.fastapi` passes the matched route,
 never the raw path) and unknown methods become ``_OTHER``; status codes can be
-recorded as classes (``2xx``); and :func:`metric_views` caps distinct attribute
+recorded as classes (``amas.http.response.status_class`` = ``2xx``, never in
+``http.response.status_code``, which is an integer); and :func:`metric_views` caps distinct attribute
 sets per instrument with the SDK's cardinality limit, beyond which
 measurements are counted on one ``otel.metric.overflow=true`` point instead of
 growing memory.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +37,10 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from amas_otel._fastpath.histogram import BoundHistogram
+from amas_otel.http_origin import known_http_methods, normalise_method
+from amas_otel.scope import amas_meter
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, KNOWN_HTTP_METHODS, HttpAttr, Metric, MetricAttr
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, HttpAttr, Metric, MetricAttr
 
 __all__ = [
     "MetricsService",
@@ -70,6 +75,10 @@ DEFAULT_CARDINALITY_LIMIT = 2000
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 _OUTCOME = {True: "success", False: "failure"}
+# record_database_query statuses that mean the operation succeeded (no error.type).
+_DB_SUCCESS = frozenset({"success", "succeeded", "ok"})
+# Statuses that say only "it failed": error.type is then the convention's fallback _OTHER.
+_DB_GENERIC_FAILURE = frozenset({"error", "failure", "failed", "fail"})
 # Attribute dicts for HTTP requests are reused; this many distinct ones are cached at most.
 _HTTP_ATTR_CACHE_SIZE = 4096
 # At most this many cache names get a hit ratio (names are chosen by developers, not by traffic).
@@ -113,7 +122,8 @@ class MetricsService:
     ``meter_provider`` defaults to the global one.  ``registry`` is the
     ``prometheus_client`` registry :meth:`get_metrics` reads (default: the one
     the embedded Prometheus endpoint serves).  ``status_code_classes`` records
-    ``2xx``/``4xx``… instead of exact status codes.  ``system_metrics`` adds the
+    ``2xx``/``4xx``… (``amas.http.response.status_class``) instead of exact
+    status codes (``http.response.status_code``, which never holds a class).  ``system_metrics`` adds the
     psutil gauges (CPU, memory, the filesystem holding ``filesystem_path``).
     ``custom_metrics`` (default ``AMAS_CUSTOM_METRICS_ENABLED``) registers the
     application's own ``amas.*`` instruments (:data:`CUSTOM_METRICS`); when
@@ -131,11 +141,9 @@ class MetricsService:
         filesystem_path: str = "/",
         custom_metrics: bool | None = None,
     ) -> None:
-        from amas_otel import __version__
-
         if meter_provider is None:  # on the global provider
             configure_on_first_use("MetricsService")
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE, __version__)
+        meter = amas_meter(meter_provider)
         if custom_metrics is None:
             from amas_otel.config import get_settings
 
@@ -144,7 +152,8 @@ class MetricsService:
         custom_meter = meter if custom_metrics else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         self._registry = registry
         self.status_code_classes = status_code_classes
-        self._http_attrs: dict[tuple[str, str, int], BoundHistogram] = {}
+        self._http_attrs: dict[tuple[Any, ...], BoundHistogram] = {}
+        self._known_methods = known_http_methods()
         self._cache_counts: dict[str, _Lookups] = {}
         self._cache_lock = threading.Lock()
 
@@ -195,16 +204,24 @@ class MetricsService:
         duration: float,
         request_size: int | None = None,
         response_size: int | None = None,
+        *,
+        scheme: str | None = None,
+        protocol_version: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         """Record one served request: ``duration`` in seconds, ``endpoint`` a route template.
 
         Pass the route template (``/api/orders/{order_id}``), not the raw path:
         raw paths make a series per id (the cardinality limit then folds them
-        into the overflow point).  Sizes are in bytes and optional.
+        into the overflow point); ``""`` when no route matched (no ``http.route``).
+        Sizes are in bytes and optional.  ``scheme`` (``url.scheme``) and
+        ``protocol_version`` (``network.protocol.version``) are recorded when
+        given; ``error_type`` is ``error.type`` (for a 5xx, the status code by default).
         """
-        bound = self._http_attrs.get((method, endpoint, status_code))
+        key = (method, endpoint, status_code, scheme, protocol_version, error_type)
+        bound = self._http_attrs.get(key)
         if bound is None:
-            bound = self._bind_http_attrs(method, endpoint, status_code)
+            bound = self._bind_http_attrs(key)
         bound.record(duration)
         attrs = bound.attributes
         if request_size is not None:
@@ -212,21 +229,28 @@ class MetricsService:
         if response_size is not None:
             self._http_response_size.record(response_size, attrs)
 
-    def _bind_http_attrs(self, method: str, endpoint: str, status_code: int) -> BoundHistogram:
+    def _bind_http_attrs(self, key: tuple[Any, ...]) -> BoundHistogram:
+        method, endpoint, status_code, scheme, protocol_version, error_type = key
         if isinstance(status_code, bool) or not isinstance(status_code, int) or not 100 <= status_code <= 599:
             raise ValueError(f"status_code must be an HTTP status code (100-599), got {status_code!r}")
-        upper = str(method).upper()
-        status: int | str = f"{status_code // 100}xx" if self.status_code_classes else status_code
-        attrs: dict[str, Any] = {
-            HttpAttr.REQUEST_METHOD: upper if upper in KNOWN_HTTP_METHODS else "_OTHER",
-            HttpAttr.ROUTE: str(endpoint),
-            HttpAttr.RESPONSE_STATUS_CODE: status,
-        }
-        if status_code >= 500:
-            attrs[ERROR_TYPE] = str(status)
+        attrs: dict[str, Any] = {HttpAttr.REQUEST_METHOD: normalise_method(str(method), self._known_methods)[0]}
+        if endpoint:
+            attrs[HttpAttr.ROUTE] = str(endpoint)
+        if self.status_code_classes:  # a class is not a status code: it has an attribute of its own
+            attrs[HttpAttr.RESPONSE_STATUS_CLASS] = f"{status_code // 100}xx"
+        else:
+            attrs[HttpAttr.RESPONSE_STATUS_CODE] = status_code
+        if scheme:
+            attrs[HttpAttr.URL_SCHEME] = str(scheme)
+        if protocol_version:
+            attrs[HttpAttr.PROTOCOL_VERSION] = str(protocol_version)
+        if error_type:
+            attrs[ERROR_TYPE] = str(error_type)
+        elif status_code >= 500:
+            attrs[ERROR_TYPE] = str(status_code)
         bound = BoundHistogram(self._http_duration, attrs)
         if len(self._http_attrs) < _HTTP_ATTR_CACHE_SIZE:
-            self._http_attrs[(method, endpoint, status_code)] = bound
+            self._http_attrs[key] = bound
         return bound
 
     # --- errors, business, performance ----------------------------------------------
@@ -243,13 +267,23 @@ class MetricsService:
         """Record how long ``operation`` took; ``duration_ms`` in milliseconds (stored in seconds)."""
         self._operation.record(_non_negative("duration_ms", duration_ms) / 1000.0, {MetricAttr.OPERATION: str(operation)})
 
-    def record_database_query(self, database: str, operation: str, status: str, duration: float) -> None:
+    def record_database_query(
+        self, database: str, operation: str, status: str, duration: float, *, error_type: str | None = None
+    ) -> None:
         """Record one database operation: ``database`` system (``postgresql``), ``operation`` (``SELECT``),
-        ``status`` (``success``/``error``…), ``duration`` in seconds."""
-        self._db.record(
-            _non_negative("duration", duration),
-            {MetricAttr.DB_SYSTEM: str(database), MetricAttr.DB_OPERATION: str(operation), MetricAttr.OUTCOME: str(status)},
-        )
+        ``status`` (``success``/``ok``, or what failed: ``timeout``, ``error``…), ``duration`` in seconds.
+
+        As the database conventions say, a failed operation carries ``error.type``: ``error_type``
+        when given (an exception class or SQLSTATE), else ``status`` (``_OTHER`` for a bare
+        ``error``/``failure``); a successful one carries none.
+        """
+        attrs = {MetricAttr.DB_SYSTEM: str(database), MetricAttr.DB_OPERATION: str(operation)}
+        text = str(status).strip().lower()
+        if error_type is not None:
+            attrs[ERROR_TYPE] = str(error_type)
+        elif text not in _DB_SUCCESS:
+            attrs[ERROR_TYPE] = "_OTHER" if text in _DB_GENERIC_FAILURE else str(status)
+        self._db.record(_non_negative("duration", duration), attrs)
 
     # --- authentication, agents, tasks --------------------------------------------
 
@@ -360,7 +394,11 @@ def _families(registry: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 class _SystemGauges:
-    """psutil readings as observable gauges (semconv ``system.*`` / ``process.*`` names)."""
+    """psutil readings as the semantic conventions' ``system.*`` / ``process.*`` instruments.
+
+    Usages are observable up-down counters split by state (their states add up to the
+    total, as the conventions ask); utilizations are observable gauges.
+    """
 
     def __init__(self, meter: Any, filesystem_path: str) -> None:
         import psutil
@@ -368,29 +406,44 @@ class _SystemGauges:
         self._psutil = psutil
         self._process = psutil.Process()
         self._path = filesystem_path
-        psutil.cpu_percent(interval=None)  # the first reading only starts the measurement window
-        specs = [
-            (Metric.SYSTEM_CPU_UTILIZATION, self._cpu, "System-wide CPU utilization (0-1)"),
-            (Metric.SYSTEM_MEMORY_USAGE, self._memory_usage, "Memory in use"),
-            (Metric.SYSTEM_MEMORY_UTILIZATION, self._memory_utilization, "Memory in use / total (0-1)"),
-            (Metric.SYSTEM_FILESYSTEM_USAGE, self._disk_usage, "Filesystem space in use"),
-            (Metric.SYSTEM_FILESYSTEM_UTILIZATION, self._disk_utilization, "Filesystem space in use / total (0-1)"),
-            (Metric.PROCESS_MEMORY_USAGE, self._rss, "Resident memory of this process"),
-        ]
-        for (name, unit), callback, description in specs:
+        self._cpu = _CpuUtilization(psutil)
+        for (name, unit), callback, description in (
+            (Metric.SYSTEM_CPU_UTILIZATION, self._cpu.observe, "Share of all CPUs' time not idle, over at least 1 s"),
+            (Metric.SYSTEM_MEMORY_UTILIZATION, self._memory_utilization, "Memory by state / total (0-1)"),
+            (Metric.SYSTEM_FILESYSTEM_UTILIZATION, self._disk_utilization, "Filesystem space in use / usable (0-1)"),
+        ):
             meter.create_observable_gauge(name, callbacks=[callback], unit=unit, description=description)
+        for (name, unit), callback, description in (
+            (Metric.SYSTEM_MEMORY_USAGE, self._memory_usage, "Memory by state"),
+            (Metric.SYSTEM_FILESYSTEM_USAGE, self._disk_usage, "Filesystem space by state"),
+            (Metric.PROCESS_MEMORY_USAGE, self._rss, "Physical memory (RSS) of this process"),
+        ):
+            meter.create_observable_up_down_counter(name, callbacks=[callback], unit=unit, description=description)
 
-    def _cpu(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.cpu_percent(interval=None) / 100.0)]
+    def _memory_by_state(self) -> tuple[float, dict[str, int]]:
+        memory = self._psutil.virtual_memory()
+        # buffers and cached exist on Linux only.  psutil's own "used" (total - available) overlaps
+        # them; used is what the others leave of total (as the collector's hostmetrics receiver
+        # computes it), so the states add up to total as the convention asks.
+        states = {state: getattr(memory, state) for state in _MEMORY_STATES if hasattr(memory, state)}
+        return memory.total, {"used": max(memory.total - sum(states.values()), 0), **states}
 
     def _memory_usage(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.virtual_memory().used)]
+        _, states = self._memory_by_state()
+        return [Observation(value, {MetricAttr.MEMORY_STATE: state}) for state, value in states.items()]
 
     def _memory_utilization(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.virtual_memory().percent / 100.0)]
+        total, states = self._memory_by_state()
+        return [Observation(value / total, {MetricAttr.MEMORY_STATE: state}) for state, value in states.items()]
 
     def _disk_usage(self, options: CallbackOptions) -> list[Observation]:
-        return [Observation(self._psutil.disk_usage(self._path).used, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path})]
+        usage = self._psutil.disk_usage(self._path)
+        # reserved: kept for the superuser, neither used nor free to others.
+        states = {"used": usage.used, "free": usage.free, "reserved": max(usage.total - usage.used - usage.free, 0)}
+        return [
+            Observation(value, {MetricAttr.FILESYSTEM_MOUNTPOINT: self._path, MetricAttr.FILESYSTEM_STATE: state})
+            for state, value in states.items()
+        ]
 
     def _disk_utilization(self, options: CallbackOptions) -> list[Observation]:
         usage = self._psutil.disk_usage(self._path)
@@ -398,6 +451,52 @@ class _SystemGauges:
 
     def _rss(self, options: CallbackOptions) -> list[Observation]:
         return [Observation(self._process.memory_info().rss)]
+
+
+#: system.memory.state values read from psutil.virtual_memory() (fields of the same names).
+_MEMORY_STATES = ("free", "buffers", "cached")
+#: Shortest window system.cpu.utilization is computed over; a collection sooner repeats the last value.
+_CPU_UTILIZATION_WINDOW = 1.0
+
+
+class _CpuUtilization:
+    """``system.cpu.utilization`` from ``cpu_times()`` deltas, with a measurement window of its own.
+
+    ``psutil.cpu_percent()`` measures since its previous call, so each collection (every
+    scrape, every reader) would reset the window and a second scrape right after the
+    first would read about 0.  Here a new value is computed only when at least
+    :data:`_CPU_UTILIZATION_WINDOW` seconds passed since the last one; collections in
+    between repeat it.
+    """
+
+    def __init__(self, psutil: Any, window: float = _CPU_UTILIZATION_WINDOW) -> None:
+        self._psutil = psutil
+        self._window = window
+        self._lock = threading.Lock()
+        self._last_times = self._busy_total()
+        self._last_at = time.monotonic()
+        self._value: float | None = None
+
+    def _busy_total(self) -> tuple[float, float]:
+        times = self._psutil.cpu_times()
+        # Linux counts guest time inside user/nice; iowait is idle time spent waiting.
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        return total - idle, total
+
+    def value(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._last_at >= self._window:
+                busy, total = self._busy_total()
+                elapsed_busy, elapsed_total = busy - self._last_times[0], total - self._last_times[1]
+                if elapsed_total > 0:  # else no tick yet: keep the window open
+                    self._value = min(max(elapsed_busy / elapsed_total, 0.0), 1.0)
+                    self._last_times, self._last_at = (busy, total), now
+            return self._value if self._value is not None else 0.0
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.value())]
 
 
 _service: MetricsService | None = None
@@ -435,9 +534,23 @@ def record_http_request(
     duration: float,
     request_size: int | None = None,
     response_size: int | None = None,
+    *,
+    scheme: str | None = None,
+    protocol_version: str | None = None,
+    error_type: str | None = None,
 ) -> None:
     """Module-level form of :meth:`MetricsService.record_http_request` on :func:`get_metrics_service`."""
-    get_metrics_service().record_http_request(method, endpoint, status_code, duration, request_size, response_size)
+    get_metrics_service().record_http_request(
+        method,
+        endpoint,
+        status_code,
+        duration,
+        request_size,
+        response_size,
+        scheme=scheme,
+        protocol_version=protocol_version,
+        error_type=error_type,
+    )
 
 
 def record_error(error_type: str, component: str) -> None:

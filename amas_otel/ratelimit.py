@@ -16,7 +16,8 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
   cannot answer.
 * :class:`RateLimitMiddleware` — pure ASGI; 429 with ``Retry-After`` and
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` headers; exempt paths;
-  client address from the connection, ``X-Forwarded-For`` only from trusted proxies.
+  client address from the connection, ``Forwarded`` / ``X-Forwarded-For`` only from trusted
+  proxies (:mod:`amas_otel.http_origin`, which gives the request span the same client).
   Standalone: :func:`amas_otel.fastapi.instrument_app` applies the same limit
   (the same code, :class:`RateLimitGate`) from within its telemetry layer instead.
 """
@@ -24,7 +25,6 @@ whose TAT lies in the past is a full bucket: forgetting it changes nothing.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import itertools
 import logging
 import math
@@ -33,12 +33,13 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping
 from typing import Any, NamedTuple
 
-from opentelemetry import metrics
-
 from amas_otel.breaker import CircuitBreaker, CircuitBreakerConfig, get_circuit_breaker_service
 from amas_otel.errors import send_error
 from amas_otel._asgi import with_headers
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
+from amas_otel.http_origin import client_address as http_client_address
+from amas_otel.http_origin import proxy_networks
+from amas_otel.semconv import RATELIMIT_BACKEND, RATELIMIT_REDIS_BREAKER, RATELIMIT_REJECTIONS
+from amas_otel.scope import amas_meter
 
 __all__ = [
     "RateLimitDecision",
@@ -112,7 +113,7 @@ class _Limiter:
         self._interval, self._tau = _check_limits(requests_per_minute, burst_size)
         self.requests_per_minute = float(requests_per_minute)
         self.burst_size = burst_size
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE)
+        meter = amas_meter(meter_provider)
         name, unit = RATELIMIT_REJECTIONS
         self._rejections = meter.create_counter(name, unit=unit, description="Requests refused by a rate limiter")
         self._rejection_attrs = {RATELIMIT_BACKEND: self.backend}
@@ -379,26 +380,6 @@ class RedisRateLimiter(_Limiter):
 # --- ASGI middleware ----------------------------------------------------------
 
 
-def _networks(trusted: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    networks = []
-    for entry in trusted:
-        try:
-            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
-        except ValueError:
-            raise ValueError(
-                f"trusted_proxies entry {entry!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8)"
-            ) from None
-    return tuple(networks)
-
-
-def _trusted(address: str, networks: tuple[Any, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
 def _peer(scope: Scope) -> str:
     """The connection's peer address ("unknown" when the server gives none)."""
     client = scope.get("client")
@@ -409,24 +390,16 @@ def client_address(scope: Scope, trusted_proxies: tuple[Any, ...] = ()) -> str:
     """The client's address for ``scope``.
 
     The connection's peer address, unless that peer is one of ``trusted_proxies``
-    (networks from :func:`ipaddress.ip_network`): then ``X-Forwarded-For`` is read
-    from the right, skipping trusted hops, and the first untrusted address is the
-    client.  A header from an untrusted peer is ignored — anyone can send one.
+    (networks from :func:`amas_otel.http_origin.proxy_networks`): then
+    ``Forwarded`` or else ``X-Forwarded-For`` is read from the right, skipping
+    trusted hops, and the first untrusted address is the client
+    (:func:`amas_otel.http_origin.request_origin`, the same answer as the
+    request span's ``client.address``).  A header from an untrusted peer is
+    ignored — anyone can send one.
     """
-    peer = _peer(scope)
-    if not trusted_proxies or not _trusted(peer, trusted_proxies):
-        return peer
-    hops = [
-        hop.strip()
-        for name, value in scope.get("headers", ())
-        if name == b"x-forwarded-for"
-        for hop in value.decode("latin-1").split(",")
-        if hop.strip()
-    ]
-    for hop in reversed(hops):
-        if not _trusted(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else peer
+    if not trusted_proxies:
+        return _peer(scope)
+    return http_client_address(scope, trusted_proxies) or "unknown"
 
 
 _Headers = tuple[tuple[bytes, bytes], ...]
@@ -455,7 +428,7 @@ class RateLimitGate:
         paths = tuple(p.rstrip("/") or "/" for p in exempt_paths)
         self._exact = frozenset(paths)
         self._prefixes = tuple(p + "/" for p in paths if p != "/")
-        self._trusted = _networks(trusted_proxies)
+        self._trusted = proxy_networks(trusted_proxies)
         self._key_func = key_func
         # Without proxies to trust or a key function the peer is the key: no more calls for it.
         self._key = _peer if not self._trusted and key_func is None else self._client_key

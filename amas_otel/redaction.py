@@ -60,7 +60,8 @@ from amas_otel._fastpath.span_fields import SpanParts, plain_mapping, span_parts
 from amas_otel._sanitize import encodable, is_encodable
 from amas_otel._redaction_keys import SENSITIVE_KEYS, is_sensitive_key, normalize_key
 from amas_otel.config import ConfigError, LoggingSettings, parse_setting
-from amas_otel.semconv import INSTRUMENTATION_SCOPE, REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
+from amas_otel.scope import amas_meter
+from amas_otel.semconv import REDACTION_COUNT, REDACTION_DROPPED, REDACTION_SIGNAL
 
 __all__ = [
     "SecurityLevel",
@@ -98,7 +99,7 @@ _CONTAINS = (
     ("phone", "mobile", "ipaddress", "dateofbirth", "birthdate", "email"),
 )
 _SUFFIXES = (
-    ("signature", "otp"),
+    ("signature", "sig", "otp"),
     ("accountnumber",),
     ("clientip", "remoteip", "sourceip", "clientaddress", "peeraddress", "dob"),
 )
@@ -209,7 +210,7 @@ LEVEL_RULES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
 MAXIMUM_ALLOWED_KEYS: tuple[str, ...] = (
     "event", "level", "logger", "timestamp", "trace_id", "span_id", "component", "correlation_id",
     "event_name", "exception.type", "error.type", "http.request.method", "http.response.status_code",
-    "http.route", "url.scheme", "server.port", "rpc.system", "rpc.service", "rpc.method", "db.system",
+    "http.route", "http.server.request.duration", "url.scheme", "server.port", "rpc.system", "rpc.service", "rpc.method", "db.system",
     "db.operation.name", "messaging.system", "host.name", "process.pid",
     "service.", "telemetry.", "otel.", "amas.", "code.", "network.protocol.", "thread.",
 )
@@ -1150,9 +1151,7 @@ def _redacted_record(redactor: Redactor, log_data: Any) -> bool:
 
 def _count_dropped(signal: str) -> None:
     try:
-        from opentelemetry import metrics
-
-        metrics.get_meter(INSTRUMENTATION_SCOPE).create_counter(
+        amas_meter().create_counter(
             REDACTION_DROPPED, unit="{item}", description="Spans and log records dropped because they could not be redacted"
         ).add(1, {REDACTION_SIGNAL: signal})
     except Exception:  # noqa: BLE001

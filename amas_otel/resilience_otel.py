@@ -33,7 +33,8 @@ from amas_otel.resilience_hooks import (
     RetryScheduled,
     StrategyFinished,
 )
-from amas_otel.semconv import COMPONENT, ERROR_TYPE, INSTRUMENTATION_SCOPE, Breaker, Recovery
+from amas_otel.scope import amas_meter, amas_tracer
+from amas_otel.semconv import COMPONENT, ERROR_TYPE, Breaker, Recovery
 
 __all__ = ["BreakerTelemetry", "RecoveryTelemetry"]
 
@@ -98,9 +99,7 @@ def _instruments_for(meter_provider: metrics.MeterProvider | None) -> _BreakerIn
     with _instruments_lock:
         entry = _instruments.get(key)
         if entry is None or entry.meter_provider is not meter_provider:  # ids are reused once a provider is gone
-            from amas_otel import __version__
-
-            meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
+            meter = amas_meter(meter_provider)
             entry = _instruments[key] = _ProviderInstruments(meter_provider, _BreakerInstruments(meter))
         return entry.instruments
 
@@ -138,7 +137,7 @@ class BreakerTelemetry:
             if span.is_recording():
                 span.add_event(Breaker.STATE_CHANGE_EVENT, attributes)
             else:
-                tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=self._tracer_provider)
+                tracer = amas_tracer(self._tracer_provider)
                 with tracer.start_as_current_span(Breaker.TRANSITION_SPAN, attributes={Breaker.NAME: event.breaker_name}) as own:
                     own.add_event(Breaker.STATE_CHANGE_EVENT, attributes)
         except Exception:  # noqa: BLE001 - telemetry must not break the call
@@ -165,8 +164,8 @@ class RecoveryTelemetry:
     """The default hook of an :class:`~amas_otel.recovery.ErrorRecoveryService`."""
 
     def __init__(self, tracer_provider: Any = None, meter_provider: metrics.MeterProvider | None = None) -> None:
-        self._tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, tracer_provider=tracer_provider)
-        self._attempts = metrics.get_meter(INSTRUMENTATION_SCOPE, meter_provider=meter_provider).create_counter(
+        self._tracer = amas_tracer(tracer_provider)
+        self._attempts = amas_meter(meter_provider).create_counter(
             Recovery.ATTEMPTS_METRIC, unit=Recovery.ATTEMPTS_UNIT, description="Error recovery strategy attempts by outcome"
         )
 

@@ -264,8 +264,9 @@ def _build(settings: Settings) -> _State:
             readers.append(
                 PeriodicExportingMetricReader(
                     _metric_exporter(name, otel),
-                    export_interval_millis=settings.metrics.custom_metrics_interval * 1000,
-                    export_timeout_millis=otel.otlp_timeout * 1000,
+                    # The SDK's own variables win; the AMAS ones are the fallback.
+                    export_interval_millis=otel.metric_export_interval or settings.metrics.custom_metrics_interval * 1000,
+                    export_timeout_millis=otel.metric_export_timeout or otel.otlp_timeout * 1000,
                 )
             )
     from amas_otel.metrics import metric_views

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 __all__ = [
     "INSTRUMENTATION_SCOPE",
+    "SCHEMA_URL",
     "ResourceAttr",
 ]
 
 #: Instrumentation scope name used for every tracer, meter and logger of amas-otel itself.
 INSTRUMENTATION_SCOPE = "amas_otel"
+#: The semantic-conventions version whose names amas-otel emits (``db.system.name``,
+#: ``system.memory.state``, ``vcs.ref.head.revision``…), carried by its meters and tracers.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 
 class ResourceAttr:
@@ -152,16 +156,15 @@ class Recovery:
     MANUAL_INTERVENTION_EVENT = "amas.recovery.manual_intervention"
 
 # --- health ----------------------------------------------------------------
-# Agreed: observable gauge "amas.health.check.status" unit "{status}" (attrs amas.health.check.name,
-# amas.health.check.critical = true|false; value 1 healthy, 0.5 degraded, 0 unhealthy);
-# histogram "amas.health.check.duration" unit "s".
 
 
 class HealthSignal:
     """Names emitted by :mod:`amas_otel.health`."""
 
-    #: Observable gauge, unit "{status}", one series per check: 1 healthy, 0.5 degraded, 0 unhealthy.
+    #: Observable gauge in the ``hw.status`` pattern: per check, one series per result
+    #: (CHECK_RESULT = healthy / degraded / unhealthy), 1 for the current result, 0 for the others.
     STATUS_METRIC = "amas.health.check.status"
+    STATUS_UNIT = "1"
     #: Histogram, unit "s": one check run, all attempts included.
     DURATION_METRIC = "amas.health.check.duration"
     #: Span name prefix; the span is named ``"health_check <check name>"``.
@@ -169,10 +172,14 @@ class HealthSignal:
     #: Span event added before each retry of a failed attempt.
     RETRY_EVENT = "amas.health.check.retry"
     CHECK_NAME = "amas.health.check.name"
-    CHECK_CRITICAL = "amas.health.check.critical"
     CHECK_TYPE = "amas.health.check.type"
-    #: The verdict (healthy / degraded / unhealthy) on spans, duration points and log records.
+    #: Boolean on every signal (spans, metric points, log records).
+    CHECK_CRITICAL = "amas.health.check.critical"
+    #: The verdict (healthy / degraded / unhealthy) on spans, duration points, log records, and the
+    #: state attribute of STATUS_METRIC (what ``hw.state`` is to ``hw.status``).
     CHECK_RESULT = "amas.health.check.result"
+    #: Why the check has its verdict (the result's message), on status-change log records.
+    CHECK_MESSAGE = "amas.health.check.message"
     CHECK_ATTEMPTS = "amas.health.check.attempts"
     #: On the retry event: the attempt that failed (1-based).
     ATTEMPT = "amas.health.check.attempt"
@@ -183,16 +190,32 @@ class HealthSignal:
 # http.response.status_code); counter "amas.errors" unit "{error}" (attrs error.type, amas.component).
 
 
-#: The HTTP methods the semantic conventions know (``http.request.method``); others are recorded as ``_OTHER``.
-KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+#: The HTTP methods the semantic conventions know by default (``http.request.method``): RFC 9110's, PATCH
+#: (RFC 5789) and QUERY, as opentelemetry-python-contrib's ``sanitize_method`` lists them; others are
+#: recorded as ``_OTHER``.  ``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`` replaces the list (amas_otel.http_origin).
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 
 
 class HttpAttr:
-    """OTel HTTP semantic-convention attributes recorded by :mod:`amas_otel.metrics`."""
+    """OTel HTTP semantic-convention attributes of server spans, ``http.server.request.duration`` and request logs."""
 
     REQUEST_METHOD = "http.request.method"
+    #: The method as received, on spans, when it is not a known one (``http.request.method`` is then ``_OTHER``).
+    REQUEST_METHOD_ORIGINAL = "http.request.method_original"
     ROUTE = "http.route"
     RESPONSE_STATUS_CODE = "http.response.status_code"
+    #: ``2xx``/``4xx``… with ``MetricsService(status_code_classes=True)``, instead of RESPONSE_STATUS_CODE.
+    RESPONSE_STATUS_CLASS = "amas.http.response.status_class"
+    URL_SCHEME = "url.scheme"
+    URL_PATH = "url.path"
+    #: The query string, values redacted like every attribute (on spans, when a query was received).
+    URL_QUERY = "url.query"
+    PROTOCOL_VERSION = "network.protocol.version"
+    SERVER_ADDRESS = "server.address"
+    SERVER_PORT = "server.port"
+    USER_AGENT = "user_agent.original"
+    #: Duration of the request in seconds on its log record (the unit of ``http.server.request.duration``).
+    REQUEST_DURATION = "http.server.request.duration"
 
 
 class MetricAttr:
@@ -211,6 +234,10 @@ class MetricAttr:
     DB_SYSTEM = "db.system.name"
     DB_OPERATION = "db.operation.name"
     FILESYSTEM_MOUNTPOINT = "system.filesystem.mountpoint"
+    #: system.filesystem.usage: used / free / reserved.
+    FILESYSTEM_STATE = "system.filesystem.state"
+    #: system.memory.usage and .utilization: used / free / buffers / cached.
+    MEMORY_STATE = "system.memory.state"
     #: Set by the SDK on the data point that absorbs attribute sets beyond the cardinality limit.
     OVERFLOW = "otel.metric.overflow"
 

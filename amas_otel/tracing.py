@@ -18,27 +18,21 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Status, StatusCode
 
 from amas_otel.sdk import configure_on_first_use
-from amas_otel.semconv import INSTRUMENTATION_SCOPE
+from amas_otel.scope import amas_meter, amas_tracer
 
 __all__ = ["get_tracer", "get_meter", "traced"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _version() -> str:
-    from amas_otel import __version__
-
-    return __version__
-
-
 def get_tracer(name: str | None = None, version: str | None = None) -> trace.Tracer:
-    """A tracer for instrumentation scope ``name`` (default: amas_otel's own)."""
-    return trace.get_tracer(name or INSTRUMENTATION_SCOPE, version or (None if name else _version()))
+    """A tracer for instrumentation scope ``name`` (default: amas_otel's own, :func:`amas_otel.scope.amas_tracer`)."""
+    return trace.get_tracer(name, version) if name else amas_tracer()
 
 
 def get_meter(name: str | None = None, version: str | None = None) -> metrics.Meter:
-    """A meter for instrumentation scope ``name`` (default: amas_otel's own)."""
-    return metrics.get_meter(name or INSTRUMENTATION_SCOPE, version or (None if name else _version()))
+    """A meter for instrumentation scope ``name`` (default: amas_otel's own, :func:`amas_otel.scope.amas_meter`)."""
+    return metrics.get_meter(name, version) if name else amas_meter()
 
 
 @overload

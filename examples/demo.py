@@ -51,7 +51,7 @@ _PROMQL = (
     ("p95 latency since start (s)", "histogram_quantile(0.95, sum by (le) (http_server_request_duration_seconds_bucket))"),
     # amas_breaker_state_ratio through the collector (a gauge of unit 1 gets the `_ratio` suffix there).
     ("breakers open", '{__name__=~"amas_breaker_state(_ratio)?",amas_breaker_state="open"} == 1'),
-    ("health checks", "amas_health_check_status"),
+    ("health checks not healthy", '{__name__=~"amas_health_check_status(_ratio)?",amas_health_check_result!="healthy"} == 1'),
     ("errors by type", "sum by (error_type) (amas_errors_total)"),
     ("alerts", "ALERTS"),
 )

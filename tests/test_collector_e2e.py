@@ -113,7 +113,7 @@ def _assert_promql(server: prometheus.PrometheusServer, jobs: dict[str, str]) ->
         selector = f'job="{job}"'
         rates = server.wait_for(
             f'sum by (http_route) (rate(http_server_request_duration_seconds_count{{{selector}}}[10s])) > 0')
-        assert "/api/orders/{order_id}" in {r["metric"]["http_route"] for r in rates}, job
+        assert "/api/orders/{order_id}" in {r["metric"].get("http_route") for r in rates}, job
         p95 = _value(server.wait_for(
             "histogram_quantile(0.95, sum by (le) (rate(http_server_request_duration_seconds_bucket"
             f'{{{selector},http_route="/api/orders/{{order_id}}"}}[10s])))'))
@@ -123,7 +123,10 @@ def _assert_promql(server: prometheus.PrometheusServer, jobs: dict[str, str]) ->
         # A gauge of unit 1 (hw.status style): the collector's exporter adds the `_ratio` suffix.
         assert _value(server.wait_for(f'amas_breaker_state_ratio{{{selector},amas_breaker_state="open"}} == 1')) == 1
         assert _value(server.query(f'amas_breaker_state_ratio{{{selector},amas_breaker_state="closed"}}')) == 0
-        assert _value(server.wait_for(f'amas_health_check_status{{{selector},amas_health_check_name="downstream"}} == 0')) == 0
+        # Unit "1": the collector's exporter adds the _ratio suffix (collector/alerts.yml matches both names).
+        health = server.wait_for(f'amas_health_check_status_ratio{{{selector},amas_health_check_name="downstream"}}')
+        assert {s["metric"]["amas_health_check_result"]: s["value"][1] for s in health} == {
+            "healthy": "0", "degraded": "0", "unhealthy": "1"}, job
         assert _value(server.wait_for(
             f'amas_breaker_calls_total{{{selector},amas_breaker_outcome="rejected"}}')) == 2
         errors = server.wait_for(f"sum by (error_type) (amas_errors_total{{{selector}}})")
@@ -163,7 +166,8 @@ APP_ENDPOINT_ONLY = {
     "python_gc_objects_collected", "python_gc_objects_uncollectable", "python_info",
 }
 #: Gauges of unit "1": the collector's exporter adds the Prometheus unit suffix _ratio, the Python exporter does not.
-RATIO_SUFFIX = {"amas_breaker_state", "system_cpu_utilization", "system_filesystem_utilization", "system_memory_utilization"}
+RATIO_SUFFIX = {"amas_breaker_state", "amas_health_check_status", "system_cpu_utilization", "system_filesystem_utilization",
+                "system_memory_utilization"}
 
 
 def _families(text: str, job: str | None = None) -> dict[str, tuple[str, frozenset[str], frozenset[float]]]:
@@ -377,5 +381,6 @@ def test_demo_through_the_collector_prints_promql_answers() -> None:
     answers = done.stdout.split("answers, scraping the collector", 1)[1].split("\n4. ", 1)[0]
     assert re.search(r"breakers open: .*\n +\{'amas_breaker_name': 'downstream', 'amas_breaker_state': 'open'\} 1\n", answers)
     assert re.search(r"\{'http_route': '/api/downstream'\} 5\n", answers)
-    assert re.search(r"\{'amas_health_check_critical': 'true', 'amas_health_check_name': 'downstream'\} 0\n", answers)
+    assert re.search(r"health checks not healthy: .*\n +\{'amas_health_check_critical': 'true', 'amas_health_check_name': "
+                     r"'downstream', 'amas_health_check_result': 'unhealthy'\} 1\n", answers)
     assert "'alertname': 'AmasCircuitBreakerOpen', 'alertstate': 'pending'" in answers

@@ -120,7 +120,8 @@ def test_prometheus_sees_breaker_health_http_and_errors(tmp_path: Path) -> None:
             rejected = server.wait_for('amas_breaker_calls_total{amas_breaker_name="downstream",amas_breaker_outcome="rejected"}')
             assert float(rejected[0]["value"][1]) == 2
             health = server.wait_for('amas_health_check_status{amas_health_check_name="downstream"}')
-            assert health[0]["value"][1] == "0"
+            assert {s["metric"]["amas_health_check_result"]: s["value"][1] for s in health} == {
+                "healthy": "0", "degraded": "0", "unhealthy": "1"}
             buckets = server.wait_for('http_server_request_duration_seconds_bucket{http_route="/api/orders/{order_id}"}')
             assert {sample["metric"]["le"] for sample in buckets} >= {"0.005", "+Inf"}
             count = server.query('sum(http_server_request_duration_seconds_count{http_route="/api/orders/{order_id}"})')

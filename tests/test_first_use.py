@@ -123,9 +123,13 @@ def test_health_service_reports_and_logs_before_configure(tmp_path: Path) -> Non
         tmp_path,
     )
     assert "status unhealthy" in proc.stdout
-    assert 'amas_health_check_status{amas_health_check_critical="true",amas_health_check_name="queue"' in proc.stdout
+    assert (
+        'amas_health_check_status{amas_health_check_critical="true",amas_health_check_name="queue",'
+        'amas_health_check_result="unhealthy"' in proc.stdout
+    )
     (changed,) = [r for r in json_lines(proc.stdout) if r.get("event") == "health check status changed"]
-    assert changed["amas.health.check.result"] == "unhealthy" and "sk-live-123" not in proc.stdout
+    assert changed["amas.health.check.result"] == "unhealthy" and changed["amas.health.check.critical"] is True
+    assert "rejected" in changed["amas.health.check.message"] and "sk-live-123" not in proc.stdout
 
 
 def test_instrument_app_alone_serves_the_route_histogram(tmp_path: Path) -> None:

@@ -76,6 +76,14 @@ class Telemetry:
             for point in m.data.data_points
         ]
 
+    def states(self) -> dict[str, dict[str, float]]:
+        """``amas.health.check.status`` as {check: {result: value}}."""
+        found: dict[str, dict[str, float]] = {}
+        for point in self.points("amas.health.check.status"):
+            name = point.attributes["amas.health.check.name"]
+            found.setdefault(name, {})[point.attributes["amas.health.check.result"]] = point.value
+        return found
+
 
 @pytest.fixture
 def tel() -> Telemetry:
@@ -314,18 +322,18 @@ async def test_network_stop_and_recover_logs_changes_and_gauge(tel: Telemetry) -
         first = await service.check_health()
         assert first["status"] == "healthy"
         assert "127.0.0.1" in first["checks"]["dep"]["details"]["addresses"]
-        assert {p.attributes["amas.health.check.name"]: p.value for p in tel.points("amas.health.check.status")} == {
-            "dep": 1.0,
-            "dns_only": 1.0,
-        }
+        healthy = {"healthy": 1, "degraded": 0, "unhealthy": 0}
+        assert tel.states() == {"dep": healthy, "dns_only": healthy}
         assert tel.logs.entries == []  # healthy from the start: nothing to say
 
         listener.stop()
         down = await service.check_health()
         assert down["status"] == "unhealthy"
         assert down["checks"]["dep"]["error_type"] == "ConnectionRefusedError"
-        gauge = {p.attributes["amas.health.check.name"]: p for p in tel.points("amas.health.check.status")}
-        assert gauge["dep"].value == 0.0 and gauge["dep"].attributes["amas.health.check.critical"] == "true"
+        assert tel.states()["dep"] == {"healthy": 0, "degraded": 0, "unhealthy": 1}
+        critical = {p.attributes["amas.health.check.name"]: p.attributes["amas.health.check.critical"]
+                    for name in ("amas.health.check.status", "amas.health.check.duration") for p in tel.points(name)}
+        assert critical == {"dep": True, "dns_only": False}
 
         listener.start()
         up = await service.check_health()
@@ -363,6 +371,44 @@ async def test_service_callables_all_shapes(tel: Telemetry) -> None:
     assert checks["status"]["status"] == "degraded"
     assert checks["bad_status"]["status"] == "unhealthy" and "'grand'" in checks["bad_status"]["message"]
     assert checks["raises"]["error_type"] == "ZeroDivisionError"
+    # Degraded is a state of its own on the gauge (hw.status pattern), not a value between 0 and 1.
+    states = tel.states()
+    assert states["dict"] == {"healthy": 0, "degraded": 1, "unhealthy": 0}
+    assert states["sync_bool"] == {"healthy": 0, "degraded": 0, "unhealthy": 1}
+    assert {p.value for p in tel.points("amas.health.check.status")} == {0, 1}
+    gauge = next(m for rm in tel.reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                 for m in sm.metrics if m.name == "amas.health.check.status")
+    assert gauge.unit == "1"
+    (degraded_log,) = [e for e in tel.logs.entries if e["amas.health.check.name"] == "dict"]
+    assert degraded_log["amas.health.check.message"] == "queue long" and degraded_log["amas.health.check.critical"] is False
+
+
+async def test_a_status_change_is_logged_in_its_check_span(tel: Telemetry) -> None:
+    # The record is written while the check's span is current, so it carries that span's ids
+    # (the background refresh has no request around it; before, the ids were all zeros).
+    from opentelemetry import trace
+
+    seen: list[Any] = []
+
+    def current_span_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        seen.append(trace.get_current_span().get_span_context())
+        return event
+
+    tel.logger = structlog.wrap_logger(
+        structlog.PrintLogger(io.StringIO()), processors=[current_span_ids, tel.logs], wrapper_class=structlog.stdlib.BoundLogger
+    )
+    up = [True]
+    service = tel.service()
+    service.add("dep", lambda: up[0])
+    await service.check_health()
+    up[0] = False
+    await service.check_health()
+    (entry,) = tel.logs.entries
+    assert entry["event"] == "health check status changed"
+    (ids,) = seen
+    check_span = tel.spans.get_finished_spans()[-1]
+    assert check_span.name == "health_check dep"
+    assert (ids.trace_id, ids.span_id) == (check_span.context.trace_id, check_span.context.span_id)
 
 
 async def test_retries_then_success_with_span_events(tel: Telemetry) -> None:
@@ -447,7 +493,7 @@ def test_aggregate_rule() -> None:
     assert aggregate([_result(h, True), _result(d, True)]) is d
     assert aggregate([_result(h, True), _result(u, False)]) is d
     assert aggregate([_result(d, False), _result(u, True)]) is u
-    assert HealthStatus.parse("PASS") is h and HealthStatus.DEGRADED.gauge_value == 0.5
+    assert HealthStatus.parse("PASS") is h
 
 
 async def test_500_concurrent_probes_share_one_run(tel: Telemetry) -> None:

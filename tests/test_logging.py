@@ -60,7 +60,7 @@ def test_json_lines_carry_otel_trace_context_and_context_values(make_pipeline: A
     ctx = span.get_span_context()
     assert line["trace_id"] == format(ctx.trace_id, "032x") and len(line["trace_id"]) == 32
     assert line["span_id"] == format(ctx.span_id, "016x") and len(line["span_id"]) == 16
-    assert (line["correlation_id"], line["user_id"], line["component"], line["logger"]) == ("req-123", "user-456", "billing", "svc")
+    assert (line["correlation_id"], line["user_id"], line["amas.component"], line["logger"]) == ("req-123", "user-456", "billing", "svc")
     assert (line["event"], line["level"], line["action"]) == ("User action performed", "info", "login")
     assert "timestamp" in line
 
@@ -162,7 +162,7 @@ def test_records_are_exported_through_the_otel_logs_sdk(make_pipeline: Any) -> N
     assert (r.body, r.severity_text, r.severity_number.name) == ("charge failed", "ERROR", "ERROR")
     assert r.trace_id == span.get_span_context().trace_id and r.span_id == span.get_span_context().span_id
     assert r.attributes["order"] == 42 and list(r.attributes["tags"]) == ["a", "b"]
-    assert json.loads(r.attributes["details"]) == {"x": 1} and r.attributes["component"] == "billing"
+    assert json.loads(r.attributes["details"]) == {"x": 1} and r.attributes["amas.component"] == "billing"
 
 
 def _export_one(processors: list[Any], limits: Any = None, configurator: Any = None) -> tuple[tuple[Any, ...], Any]:
@@ -539,3 +539,39 @@ def test_sdk_warnings_inside_a_span_do_not_feed_back_into_it(make_pipeline: Any)
     assert span.attributes["note"] == "long" and not span.events
     assert any(line.get("logger") == "opentelemetry.attributes" for line in p.lines())
     assert not [r for r in p.logs.get_finished_logs() if r.instrumentation_scope.name.startswith("opentelemetry")]
+
+
+class _PaymentDeclined(Exception):
+    pass
+
+
+def test_logger_exception_records_carry_exception_type_and_message(make_pipeline: Any) -> None:
+    # The exceptions-in-logs convention: type (module-qualified, builtins bare) and message beside the stacktrace.
+    p = make_pipeline()
+    try:
+        raise _PaymentDeclined("card refused")
+    except _PaymentDeclined:
+        get_logger("svc").exception("structlog failure")
+        logging.getLogger("lib").exception("stdlib failure")
+    try:
+        raise KeyError("order")
+    except KeyError as exc:
+        get_logger("svc").error("passed explicitly", exc_info=exc)
+    qualified = f"{__name__}._PaymentDeclined"
+    lines = {line["event"]: line for line in p.lines()}
+    records = {r.log_record.body: r.log_record.attributes for r in p.logs.get_finished_logs()}
+    for event in ("structlog failure", "stdlib failure"):
+        assert (lines[event]["exception.type"], lines[event]["exception.message"]) == (qualified, "card refused")
+        assert (records[event]["exception.type"], records[event]["exception.message"]) == (qualified, "card refused")
+        assert "raise _PaymentDeclined" in records[event]["exception.stacktrace"]
+    assert (records["passed explicitly"]["exception.type"], records["passed explicitly"]["exception.message"]) == ("KeyError", "'order'")
+
+
+def test_uvicorn_color_message_is_dropped(make_pipeline: Any) -> None:
+    p = make_pipeline()
+    # As uvicorn logs (its loggers themselves may carry an earlier test server's set-up).
+    logging.getLogger("tests.uvicorn_like").warning("Started server process [%d]", 7, extra={"color_message": "Started \x1b[36m%d\x1b[0m"})
+    (line,) = [line for line in p.lines() if line["event"].startswith("Started server")]
+    assert line["event"] == "Started server process [7]" and "color_message" not in line
+    (record,) = [r.log_record for r in p.logs.get_finished_logs() if str(r.log_record.body).startswith("Started")]
+    assert "color_message" not in record.attributes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_guide_recorders_reach_prometheus_with_semconv_names(service: MetricsSer
     assert _series(service, "amas_business_events_total")[0]["value"] == 1.0
     assert _series(service, "amas_operation_duration_seconds")[0]["value"]["sum"] == pytest.approx(0.15)
     db = _series(service, "db_client_operation_duration_seconds")[0]
-    assert db["labels"]["db_system_name"] == "postgresql" and db["labels"]["db_operation_name"] == "SELECT"
+    assert db["labels"] == {"db_system_name": "postgresql", "db_operation_name": "SELECT"}  # no error.type on success
     auth = {s["labels"]["amas_auth_outcome"]: s["value"] for s in _series(service, "amas_auth_attempts_total")}
     assert auth == {"success": 1.0, "failure": 1.0}
     assert _series(service, "amas_agent_execution_duration_seconds")[0]["labels"]["amas_agent_name"] == "planner"
@@ -98,6 +99,18 @@ def test_system_gauges_are_observable(service: MetricsService) -> None:
     assert families["process_memory_usage_bytes"][0]["value"] > 1_000_000
 
 
+def test_http_duration_attributes_follow_the_server_convention(service: MetricsService) -> None:
+    service.record_http_request("GET", "/a", 200, 0.01, scheme="https", protocol_version="2")
+    service.record_http_request("get", "", 404, 0.01, scheme="http", protocol_version="1.1")  # methods are case-sensitive
+    service.record_http_request("GET", "/b", 500, 0.01, scheme="http", protocol_version="1.1", error_type="shop.PaymentError")
+    labels = {s["labels"]["http_response_status_code"]: s["labels"] for s in _series(service, "http_server_request_duration_seconds")}
+    assert labels == {
+        "200": {"http_request_method": "GET", "http_response_status_code": "200", "http_route": "/a", "network_protocol_version": "2", "url_scheme": "https"},
+        "404": {"http_request_method": "_OTHER", "http_response_status_code": "404", "network_protocol_version": "1.1", "url_scheme": "http"},
+        "500": {"error_type": "shop.PaymentError", "http_request_method": "GET", "http_response_status_code": "500", "http_route": "/b", "network_protocol_version": "1.1", "url_scheme": "http"},
+    }
+
+
 def test_cardinality_is_capped_and_overflow_counted() -> None:
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)], views=metric_views(10))
@@ -117,8 +130,64 @@ def test_status_code_classes() -> None:
     service = MetricsService(meter_provider=provider, registry=registry, status_code_classes=True, system_metrics=False)
     for code in (200, 201, 204, 404, 500):
         service.record_http_request("GET", "/x", code, 0.01)
-    codes = sorted(s["labels"]["http_response_status_code"] for s in _series(service, "http_server_request_duration_seconds"))
-    assert codes == ["2xx", "4xx", "5xx"]
+    series = _series(service, "http_server_request_duration_seconds")
+    # A class is no status code: its own attribute, http.response.status_code stays an integer or absent.
+    assert sorted(s["labels"]["amas_http_response_status_class"] for s in series) == ["2xx", "4xx", "5xx"]
+    assert not any("http_response_status_code" in s["labels"] for s in series)
+    assert {s["labels"].get("error_type") for s in series} == {None, "500"}
+
+
+def test_database_operations_carry_error_type_not_an_outcome() -> None:
+    reader = InMemoryMetricReader()
+    service = MetricsService(meter_provider=MeterProvider(metric_readers=[reader]), system_metrics=False)
+    service.record_database_query("postgresql", "SELECT", "success", 0.002)
+    service.record_database_query("postgresql", "SELECT", "timeout", 0.5)
+    service.record_database_query("postgresql", "INSERT", "error", 0.01)
+    service.record_database_query("postgresql", "INSERT", "error", 0.01, error_type="psycopg.errors.UniqueViolation")
+    points = [p for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "db.client.operation.duration" for p in m.data.data_points]
+    seen = {(p.attributes["db.operation.name"], p.attributes.get("error.type")) for p in points}
+    assert seen == {("SELECT", None), ("SELECT", "timeout"), ("INSERT", "_OTHER"), ("INSERT", "psycopg.errors.UniqueViolation")}
+    assert not any("amas.outcome" in p.attributes for p in points)
+
+
+def _system_points(reader: InMemoryMetricReader) -> dict[str, Any]:
+    return {m.name: m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+
+
+def test_system_usages_are_up_down_counters_split_by_state() -> None:
+    reader = InMemoryMetricReader()
+    MetricsService(meter_provider=MeterProvider(metric_readers=[reader]), custom_metrics=False)
+    found = _system_points(reader)
+    for name in ("system.memory.usage", "system.filesystem.usage", "process.memory.usage"):
+        assert type(found[name].data).__name__ == "Sum" and found[name].data.is_monotonic is False, name
+        assert found[name].unit == "By"
+    memory = {p.attributes["system.memory.state"]: p.value for p in found["system.memory.usage"].data.data_points}
+    assert {"used", "free"} <= set(memory) <= {"used", "free", "buffers", "cached"}
+    import psutil
+
+    assert sum(memory.values()) == pytest.approx(psutil.virtual_memory().total, rel=0.01)  # states add up to the total
+    disk = {p.attributes["system.filesystem.state"]: p.value for p in found["system.filesystem.usage"].data.data_points}
+    assert set(disk) == {"used", "free", "reserved"}
+    assert sum(disk.values()) == pytest.approx(psutil.disk_usage("/").total, rel=0.01)
+    assert [dict(p.attributes) for p in found["process.memory.usage"].data.data_points] == [{}]
+
+
+def test_cpu_utilization_has_its_own_window_back_to_back_collections_agree() -> None:
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    MetricsService(meter_provider=MeterProvider(metric_readers=readers), custom_metrics=False)
+    deadline = time.monotonic() + 1.2
+    while time.monotonic() < deadline:  # busy for longer than the 1 s window
+        pass
+
+    def cpu(reader: InMemoryMetricReader) -> float:
+        (point,) = _system_points(reader)["system.cpu.utilization"].data.data_points
+        return point.value
+
+    first = cpu(readers[0])
+    # psutil.cpu_percent() would read ~0 here: each collection reset its window.
+    assert first > 0
+    assert cpu(readers[0]) == first and cpu(readers[1]) == first
 
 
 def test_bad_input_is_named(service: MetricsService) -> None:
@@ -210,7 +279,7 @@ def test_bound_http_recording_equals_the_sdk_public_path(exemplar_filter: Any) -
     for i, value in enumerate(durations):
         method, route, status = keys[i % len(keys)]
         service.record_http_request(method, route, status, value)
-        histogram.record(value, service._http_attrs[(method, route, status)].attributes)
+        histogram.record(value, service._http_attrs[(method, route, status, None, None, None)].attributes)
     found = _points(fast)
     assert len(found) == 4
     assert found == _points(public)
@@ -257,7 +326,7 @@ def test_bound_http_recording_samples_exemplars_under_a_sampled_span_only() -> N
         context.detach(token)
     with tracer.start_as_current_span("request"):
         service.record_http_request("GET", "/a", 200, 0.05)
-    attributes = service._http_attrs[("GET", "/a", 200)].attributes
+    attributes = service._http_attrs[("GET", "/a", 200, None, None, None)].attributes
     for value in (0.01, 0.02, 0.03, 0.04):
         histogram.record(value, attributes)
     with tracer.start_as_current_span("request"):
@@ -265,7 +334,7 @@ def test_bound_http_recording_samples_exemplars_under_a_sampled_span_only() -> N
     found = _points(fast)
     assert [point[-1] for point in found.values()] == [1]  # the sampled span's measurement only
     assert found == _points(public)
-    assert service._http_attrs[("GET", "/a", 200)]._targets
+    assert service._http_attrs[("GET", "/a", 200, None, None, None)]._targets
 
 
 def test_bound_http_recording_follows_the_meter_being_disabled_and_enabled_again() -> None:
@@ -276,7 +345,7 @@ def test_bound_http_recording_follows_the_meter_being_disabled_and_enabled_again
     service = MetricsService(meter_provider=provider, system_metrics=False)
     for _ in range(3):
         service.record_http_request("GET", "/a", 200, 0.01)
-    assert service._http_attrs[("GET", "/a", 200)]._targets
+    assert service._http_attrs[("GET", "/a", 200, None, None, None)]._targets
     provider._set_meter_configurator(meter_configurator=_disable_meter_configurator)
     for _ in range(4):
         service.record_http_request("GET", "/a", 200, 0.01)
@@ -304,6 +373,6 @@ def test_bound_http_recording_to_two_readers_equals_the_sdk_public_path() -> Non
     histogram = MetricsService(meter_provider=MeterProvider(metric_readers=[public]), system_metrics=False)._http_duration
     for value in (0.001, 0.2, 3.0, 0.04):
         service.record_http_request("PUT", "/c", 204, value)
-        histogram.record(value, service._http_attrs[("PUT", "/c", 204)].attributes)
-    assert len(service._http_attrs[("PUT", "/c", 204)]._targets) == 2
+        histogram.record(value, service._http_attrs[("PUT", "/c", 204, None, None, None)].attributes)
+    assert len(service._http_attrs[("PUT", "/c", 204, None, None, None)]._targets) == 2
     assert _points(first) == _points(second) == _points(public)

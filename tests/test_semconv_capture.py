@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from tests.conftest import REPO
 from tests.support.capture import Capture
@@ -66,11 +65,6 @@ def test_every_resource_attribute_is_in_the_signal_table(example_capture: Captur
     assert not _undocumented(keys), f"resource attributes missing: {_undocumented(keys)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #19: the request and breaker log records still use component/method/route/status_code/"
-    "duration_ms/breaker/state/...; whoever renames the last of them removes this marker",
-)
 def test_every_amas_otel_log_attribute_is_in_the_signal_table(example_capture: Capture) -> None:
     records = [r for r in example_capture.logs if r.scope not in _FOREIGN_LOG_SCOPES]
     assert records, "no amas-otel log record was captured"

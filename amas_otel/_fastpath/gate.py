@@ -26,7 +26,8 @@ from importlib import metadata
 
 from packaging.version import InvalidVersion, Version
 
-from amas_otel.semconv import FASTPATH_FAILURES, FASTPATH_NAME, INSTRUMENTATION_SCOPE
+from amas_otel.scope import amas_meter
+from amas_otel.semconv import FASTPATH_FAILURES, FASTPATH_NAME
 
 __all__ = ["FastPath", "fast_paths", "check_all"]
 
@@ -109,9 +110,7 @@ class FastPath:
             exc_info=exc,
         )
         try:
-            from opentelemetry import metrics
-
-            meter = (failures_meter_provider or metrics.get_meter_provider()).get_meter(INSTRUMENTATION_SCOPE)
+            meter = amas_meter(failures_meter_provider)
             meter.create_counter(FASTPATH_FAILURES, unit="{failure}", description="Fast paths switched off at run time").add(
                 1, {FASTPATH_NAME: self.name}
             )

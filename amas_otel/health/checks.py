@@ -56,11 +56,6 @@ class HealthStatus(enum.StrEnum):
     UNHEALTHY = "unhealthy"
 
     @property
-    def gauge_value(self) -> float:
-        """Value of ``amas.health.check.status``: 1 healthy, 0.5 degraded, 0 unhealthy."""
-        return _GAUGE[self]
-
-    @property
     def ietf(self) -> str:
         """The IETF health-check draft's word: pass, warn or fail."""
         return _IETF[self]
@@ -79,7 +74,6 @@ class HealthStatus(enum.StrEnum):
         return found
 
 
-_GAUGE = {HealthStatus.HEALTHY: 1.0, HealthStatus.DEGRADED: 0.5, HealthStatus.UNHEALTHY: 0.0}
 _IETF = {HealthStatus.HEALTHY: "pass", HealthStatus.DEGRADED: "warn", HealthStatus.UNHEALTHY: "fail"}
 _ALIASES = {s.value: s for s in HealthStatus} | {v: s for s, v in _IETF.items()} | {
     "ok": HealthStatus.HEALTHY,

@@ -54,7 +54,8 @@ from amas_otel.health.checks import (
     NetworkHealthCheck,
     ServiceHealthCheck,
 )
-from amas_otel.semconv import ERROR_TYPE, INSTRUMENTATION_SCOPE, HealthSignal
+from amas_otel.scope import amas_meter, amas_tracer
+from amas_otel.semconv import ERROR_TYPE, HealthSignal
 
 __all__ = [
     "HealthCheckResult",
@@ -244,15 +245,13 @@ class HealthCheckService:
         self._runs = 0
         self._logger = logger
 
-        from amas_otel import __version__
-
-        self._tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
+        self._tracer = amas_tracer(tracer_provider)
+        meter = amas_meter(meter_provider)
         meter.create_observable_gauge(
             HealthSignal.STATUS_METRIC,
             callbacks=[self._observe],
-            unit="{status}",
-            description="Last result of each health check: 1 healthy, 0.5 degraded, 0 unhealthy",
+            unit=HealthSignal.STATUS_UNIT,
+            description="Last result of each health check: 1 on the series of its current result, 0 on the others",
         )
         self._duration = meter.create_histogram(
             HealthSignal.DURATION_METRIC,
@@ -442,15 +441,16 @@ class HealthCheckService:
                 span.record_exception(error)
             if result.status is HealthStatus.UNHEALTHY:
                 span.set_status(Status(StatusCode.ERROR, result.message))
+            # In the check's span: a status-change record carries its trace and span ids.
+            self._note(result)
         self._duration.record(
             result.duration_seconds,
             {
                 HealthSignal.CHECK_NAME: name,
-                HealthSignal.CHECK_CRITICAL: "true" if registration.critical else "false",
+                HealthSignal.CHECK_CRITICAL: registration.critical,
                 HealthSignal.CHECK_RESULT: result.status.value,
             },
         )
-        self._note(result)
         return result
 
     @staticmethod
@@ -501,8 +501,7 @@ class HealthCheckService:
             HealthSignal.CHECK_NAME: result.name,
             HealthSignal.CHECK_RESULT: result.status.value,
             HealthSignal.CHECK_CRITICAL: result.critical,
-            # Not "message": renderers that rename the event to "message" would clash.
-            "reason": result.message,
+            HealthSignal.CHECK_MESSAGE: result.message,
         }
         if before is not None:
             fields[HealthSignal.PREVIOUS_RESULT] = before.value
@@ -519,11 +518,18 @@ class HealthCheckService:
         return self._logger
 
     def _observe(self, options: CallbackOptions) -> Iterator[Observation]:
+        # The hw.status pattern: one series per possible result, 1 on the current one, so a
+        # query selects a state by label and a missing value never reads as "unhealthy".
         for result in list(self._latest.values()):
-            yield Observation(
-                result.status.gauge_value,
-                {HealthSignal.CHECK_NAME: result.name, HealthSignal.CHECK_CRITICAL: "true" if result.critical else "false"},
-            )
+            for status in HealthStatus:
+                yield Observation(
+                    1 if status is result.status else 0,
+                    {
+                        HealthSignal.CHECK_NAME: result.name,
+                        HealthSignal.CHECK_CRITICAL: result.critical,
+                        HealthSignal.CHECK_RESULT: status.value,
+                    },
+                )
 
 
 def _error_type(error: BaseException) -> str:

@@ -24,6 +24,7 @@ from amas_otel import semconv
 from amas_otel._counting import Tally
 from amas_otel._fastpath.log_records import LOG_EXPORT, LogQueues, Route, emit_directly, sdk_logger_parts
 from amas_otel.logging.processors import RecordState, SpanIds, dumps_json, level_name
+from amas_otel.scope import amas_meter
 
 __all__ = ["OTelLogExport", "LogRecordCounter", "record_counter", "attribute_value"]
 
@@ -90,7 +91,8 @@ class LogRecordCounter:
         if id(meter_provider) in self._providers:
             return
         self._providers.add(id(meter_provider))
-        meter = meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE)
+        # The one amas_otel scope (version, schema URL), not a second version-less one.
+        meter = amas_meter(meter_provider)
         meter.create_observable_counter(
             semconv.LOG_RECORDS, callbacks=[self._observe], unit="{record}", description="Log records by level and component"
         )
@@ -242,7 +244,8 @@ class OTelLogExport:
     def export(self, event_dict: dict[str, Any], level: str, now: int, ctx: Any, span: Any, ids: SpanIds) -> None:
         """The step's work for the record ``event_dict`` logged at ``level`` at ``now`` (ns), in ``ctx`` inside ``span``."""
         if self._counter is not None:
-            self._counter.add(level, event_dict.get("component"))
+            # An application's own ``component`` field (LoggingContext(component=...)) counts too.
+            self._counter.add(level, event_dict.get(semconv.COMPONENT) or event_dict.get("component"))
         # Not for the SDK's own warnings: it logs some (attribute limits) while holding
         # the span's lock, and adding an event to that span would wait on it forever.
         if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import structlog
 
+from amas_otel import semconv
 from amas_otel.config import ConfigError, LoggingSettings, environment_setting, get_settings
 from amas_otel.logging.bridge import OTelLogExport, record_counter
 from amas_otel.logging.correlation import CorrelationSpanProcessor
@@ -137,6 +138,8 @@ class RecordSteps:
             event_dict = self._correlate(event_dict, ctx, ids)
         if "exc_info" in event_dict or "stack_info" in event_dict:  # the only keys ExceptionFields acts on
             event_dict = self._exceptions(logger, method_name, event_dict)
+            # The ids it may have given the record (a server's report of a request's exception).
+            ctx, span, ids = self._state.lookup(event_dict)
         event_dict = self._redact(logger, method_name, event_dict)
         self._export(event_dict, level, now, ctx, span, ids)
         return event_dict
@@ -187,7 +190,7 @@ def configure_logging(
     state = RecordState()
     fields = RecordFields(state=state)
     correlation = CorrelationFields(state=state) if config.enable_correlation else None
-    exceptions = ExceptionFields()
+    exceptions = ExceptionFields(state=state)
     # This pipeline's redactor, bound: the lines follow configure_logging's
     # settings even while another redactor is the process's for a moment.
     redaction = redactor.structlog_processor
@@ -275,7 +278,7 @@ def route_server_loggers() -> None:
 
 
 def get_logger(name: str | None = None, component: str | None = None) -> Any:
-    """A structlog logger whose records carry ``logger=name`` and, when given, ``component``.
+    """A structlog logger whose records carry ``logger=name`` and, when given, ``amas.component``.
 
     Safe before :func:`amas_otel.configure`: the logger's first use (its first
     record, ``bind``…) configures amas-otel from the resolved settings when
@@ -283,7 +286,7 @@ def get_logger(name: str | None = None, component: str | None = None) -> Any:
     record is ever written unredacted.  Getting a logger does nothing, so
     module-level loggers leave an explicit ``configure(...)`` at start-up in charge.
     """
-    return _FirstUseLogger((name,), {"component": component} if component else {})
+    return _FirstUseLogger((name,), {semconv.COMPONENT: component} if component else {})
 
 
 class _FirstUseLogger:

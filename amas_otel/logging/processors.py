@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,6 +128,13 @@ class RecordState:
         self._last = (event_dict, ctx, span, ids)
         return ctx, span, ids
 
+    def assign(self, event_dict: dict[str, Any], span_context: Any) -> SpanIds:
+        """Make the record ``event_dict`` carry ``span_context``'s ids: a report written outside the context it belongs to."""
+        ctx, span, _ = self.lookup(event_dict)
+        ids = SpanIds(span_context)
+        self._last = (event_dict, ctx, span, ids)
+        return ids
+
 
 class RecordFields:
     """structlog's standard first steps in one pass, with identical output.
@@ -155,6 +163,8 @@ class RecordFields:
             merge_contextvars(logger, method_name, event_dict)
         event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")  # a standard-library record's logger name
+        if record is not None:
+            event_dict.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
         name = record.name if record is not None else getattr(logger, "name", None)
         if name:
             event_dict["logger"] = name
@@ -202,16 +212,37 @@ def mark_logged(exc: BaseException) -> None:
 
     For an exception that is answered, logged and then raised on to the
     server (as Starlette does): the server's own report of it, routed through
-    this pipeline, would print the same traceback a second time.
+    this pipeline, would print the same traceback a second time.  Called in
+    the request's context: that later report carries the request's trace and span ids.
     """
     try:
-        setattr(exc, _LOGGED_MARK, True)
+        setattr(exc, _LOGGED_MARK, trace.get_current_span().get_span_context())
     except Exception:  # noqa: BLE001 - an exception class that refuses attributes is simply reported twice
         pass
 
 
-def _logged_before(exc_info: Any) -> bool:
-    return type(exc_info) is tuple and len(exc_info) == 3 and getattr(exc_info[1], _LOGGED_MARK, False) is True
+def _logged_in(exc_info: Any) -> Any:
+    """The span context ``exc_info``'s exception was logged in by :func:`mark_logged`; None if it was not."""
+    if type(exc_info) is tuple and len(exc_info) == 3:
+        logged_in = getattr(exc_info[1], _LOGGED_MARK, None)
+        return logged_in if isinstance(logged_in, trace.SpanContext) else None
+    return None
+
+
+def _raised(exc_info: Any) -> BaseException | None:
+    """The exception an ``exc_info`` value (``True``, an exception, a ``sys.exc_info()`` tuple) stands for."""
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple):
+        return exc_info[1] if len(exc_info) == 3 and isinstance(exc_info[1], BaseException) else None
+    return sys.exc_info()[1] if exc_info else None
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still gets its record
+        return f"<unprintable {type(exc).__name__}>"
 
 
 def exception_type_name(cls: type) -> str:
@@ -223,21 +254,36 @@ _STACK_INFO = structlog.processors.StackInfoRenderer()
 
 
 class ExceptionFields:
-    """``StackInfoRenderer`` and ``format_exc_info``, except for an exception logged before (:func:`mark_logged`).
+    """``StackInfoRenderer`` and ``format_exc_info``, plus ``exception.type`` and ``exception.message``.
 
-    A server's report (uvicorn's "Exception in ASGI application") of an
-    exception the request layer logged already, with the request's ids, keeps
-    the line and ``exception.type``, not the traceback again.
+    The exceptions-in-logs convention: a record with an exception carries its
+    type (module-qualified, builtins bare, as the SDK's ``record_exception``),
+    message and stacktrace.  A server's report (uvicorn's "Exception in ASGI
+    application") of an exception the request layer logged already
+    (:func:`mark_logged`) keeps the line and ``exception.type``, not the
+    traceback again, and the ids of the request it was logged in: given to
+    ``state`` (the chain's :class:`RecordState`) for the OTel record too.
     """
+
+    def __init__(self, *, state: RecordState | None = None) -> None:
+        self._state = RecordState() if state is None else state
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         if "stack_info" in event_dict:
             event_dict = _STACK_INFO(logger, method_name, event_dict)
         if "exc_info" in event_dict:
-            if event_dict.get("_record") is not None and _logged_before(event_dict["exc_info"]):
+            logged_in = _logged_in(event_dict["exc_info"]) if event_dict.get("_record") is not None else None
+            if logged_in is not None:
                 event_dict[semconv.EXCEPTION_TYPE] = exception_type_name(type(event_dict.pop("exc_info")[1]))
+                if logged_in.is_valid and "trace_id" not in event_dict:  # reported outside the request's context
+                    ids = self._state.assign(event_dict, logged_in)
+                    event_dict["trace_id"], event_dict["span_id"] = ids.trace_hex, ids.span_hex
             else:
+                raised = _raised(event_dict["exc_info"])
                 event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+                if raised is not None and "exception" in event_dict:
+                    event_dict.setdefault(semconv.EXCEPTION_TYPE, exception_type_name(type(raised)))
+                    event_dict.setdefault(semconv.EXCEPTION_MESSAGE, _message(raised))
         return event_dict
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from tests.support import free_port
 from tests.support.otlp import OtlpReceiver, attributes
 
-__all__ = ["ADMIN", "INCOMING_TRACE_ID", "Capture", "LogRecord", "MetricPoint", "Response", "Span", "capture_example"]
+__all__ = ["ADMIN", "QUERY_SECRET", "QUERY_SIGNATURE", "INCOMING_TRACE_ID", "Capture", "LogRecord", "MetricPoint", "Response", "Span", "capture_example"]
 
 BIN = Path(sys.executable).parent
 ADMIN = {"Authorization": "Bearer change-me"}
@@ -35,6 +35,8 @@ _INCOMING_TRACEPARENT = f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"
 FORWARDED_CLIENT = "203.0.113.7"
 FORWARDED_HEADERS = {"X-Forwarded-For": FORWARDED_CLIENT, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com:8443"}
 QUERY_SECRET = "s3cr3t-query-token-value"
+# A signed URL's signature: the HTTP conventions name `sig` among the query keys to redact.
+QUERY_SIGNATURE = "Zm9vYmFyc2lnbmF0dXJl"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Span:
     events: list[tuple[str, dict[str, Any]]]
     status_code: int
     scope: str
+    schema_url: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def _spans(receiver: OtlpReceiver) -> list[Span]:
                             events=[(event.name, attributes(event.attributes)) for event in span.events],
                             status_code=span.status.code,
                             scope=scope_spans.scope.name,
+                            schema_url=scope_spans.schema_url,
                         )
                     )
     return found
@@ -240,7 +244,7 @@ class _Client:
 def _drive(client: _Client) -> None:
     """The request mix; each request has a label the tests look its response up by."""
     client.send("data", "GET", "/api/data")
-    client.send("data_query", "GET", f"/api/data?correlation_id=q-1&token={QUERY_SECRET}&page=2")
+    client.send("data_query", "GET", f"/api/data?correlation_id=q-1&token={QUERY_SECRET}&sig={QUERY_SIGNATURE}&page=2")
     for order in range(5):
         client.send(f"order_{order}", "GET", f"/api/orders/ord-{order}")
     client.send("order_invalid", "GET", "/api/orders/not%20valid!")
@@ -290,7 +294,10 @@ def capture_example(tmp_path: Path, python_env: Any, repo: Path) -> Capture:
         with log.open("w") as out:
             process = subprocess.Popen(
                 [str(BIN / "amas-otel-instrument"), str(BIN / "uvicorn"), "examples.app:app",
-                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "info", "--no-access-log"],
+                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "info", "--no-access-log",
+                 # amas-otel decides which proxies it believes (RATE_LIMIT_TRUSTED_PROXIES): uvicorn's own
+                 # rewriting (on for 127.0.0.1 by default) would replace the proxy's address by the client's.
+                 "--no-proxy-headers"],
                 cwd=repo,
                 env=python_env(**settings),
                 stdout=out,
