@@ -12,15 +12,16 @@ metrics, correlation or log changes: the app logs as the bare variant does.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from fastapi import FastAPI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from amas_otel.fastapi import _disable_native_telemetry
 from examples.app import create_app
 
 _provider = TracerProvider(resource=Resource.create())
@@ -71,6 +72,11 @@ def _with_server_span(inner: Any) -> Any:
     return app
 
 
-_example = create_app(instrument=False)
-_disable_native_telemetry(_example)
+# FastAPI 0.16x and later trace, meter and log requests natively once global
+# providers exist (the example's first log record configures amas-otel's):
+# switched off with FastAPI's own setting, so the span here is the only one.
+_NATIVE_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+_example = create_app(
+    instrument=False, **({"telemetry": _NATIVE_OFF} if "telemetry" in inspect.signature(FastAPI).parameters else {})
+)
 app = _with_server_span(_example)

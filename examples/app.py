@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import sys
+from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel
@@ -83,11 +84,11 @@ class NewUser(BaseModel):
     password: str | None = None
 
 
-def create_app(*, instrument: bool | None = None) -> FastAPI:
-    """Build the example service; ``instrument`` defaults to ``AMAS_EXAMPLE_INSTRUMENT`` (on)."""
+def create_app(*, instrument: bool | None = None, **fastapi_options: Any) -> FastAPI:
+    """Build the example service; ``instrument`` defaults to ``AMAS_EXAMPLE_INSTRUMENT`` (on), ``fastapi_options`` go to ``FastAPI()``."""
     if instrument is None:
         instrument = os.environ.get("AMAS_EXAMPLE_INSTRUMENT", "1") not in ("0", "false", "no")
-    app = FastAPI(title="amas-otel example service")
+    app = FastAPI(title="amas-otel example service", **fastapi_options)
     logger = get_logger("example", "api")
     dependency = _Dependency()
     breaker = get_circuit_breaker_service().create_breaker(

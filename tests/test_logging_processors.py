@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
@@ -15,7 +16,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor, InMemoryLog
 
 from amas_otel.logging import LoggingConfig, configure_logging, get_logger
 from amas_otel.logging.bridge import OTelLogExport
-from amas_otel.logging.processors import CorrelationFields, ExceptionFields, RecordFields, json_renderer, redact
+from amas_otel.logging.processors import CorrelationFields, ExceptionFields, RecordFields, RecordState, json_renderer, redact
 from amas_otel.redaction import RedactingLogRecordProcessor
 from tests.support.otlp import OtlpReceiver, attributes
 
@@ -61,10 +62,7 @@ def test_a_user_processor_runs_in_the_chain_and_its_output_is_redacted_in_the_li
 
 
 def test_amas_otel_processors_in_an_applications_own_structlog_chain() -> None:
-    exporter = InMemoryLogRecordExporter()
-    logger_provider = LoggerProvider(shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    stream = io.StringIO()
+    exporter, logger_provider, stream = _in_memory_logs()
     structlog.configure(
         processors=[
             RecordFields(),
@@ -117,3 +115,90 @@ TRICKY = [
 @pytest.mark.parametrize(("event_dict", "line"), TRICKY, ids=[case[0]["event"].split()[0] for case in TRICKY])
 def test_the_json_renderer_writes_the_bytes_the_pipeline_always_wrote(event_dict: dict[Any, Any], line: str) -> None:
     assert json_renderer()(None, "info", dict(event_dict)) == line
+
+
+def _in_memory_logs() -> tuple[InMemoryLogRecordExporter, LoggerProvider, io.StringIO]:
+    """An exporter keeping the OTel log records, its logger provider, and a stream for the lines."""
+    exporter = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    return exporter, logger_provider, io.StringIO()
+
+
+def _line_instants(stream: io.StringIO) -> list[int]:
+    """Each JSON line's ``timestamp`` in whole microseconds since the epoch."""
+    instants = []
+    for text in stream.getvalue().splitlines():
+        stamp = datetime.datetime.fromisoformat(json.loads(text)["timestamp"].replace("Z", "+00:00"))
+        instants.append((stamp - _EPOCH) // datetime.timedelta(microseconds=1))
+    return instants
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("own_processors", [[], [add_payment_token]], ids=["amas-otel's steps only", "with a user processor"])
+def test_the_otel_record_and_the_json_line_carry_the_same_instant(own_processors: list[Any]) -> None:
+    exporter, logger_provider, stream = _in_memory_logs()
+    try:
+        configure_logging(LoggingConfig(stream=stream, enable_metrics=False), processors=own_processors, logger_provider=logger_provider)
+        log = get_logger("clock")
+        for n in range(20):
+            log.info("tick", n=n)
+        logging.getLogger("clock.stdlib").warning("tock")
+    finally:
+        structlog.reset_defaults()
+    records = exporter.get_finished_logs()
+    assert len(records) == 21
+    # The line shows microseconds; the record keeps the same instant in nanoseconds.
+    assert [record.log_record.timestamp // 1000 for record in records] == _line_instants(stream)
+    assert all(record.log_record.observed_timestamp == record.log_record.timestamp for record in records)
+
+
+def test_steps_sharing_a_record_state_in_an_own_chain_stamp_the_otel_record_and_the_line_alike() -> None:
+    exporter, logger_provider, stream = _in_memory_logs()
+    state = RecordState()
+    structlog.configure(
+        processors=[
+            RecordFields(state=state),
+            CorrelationFields(state=state),
+            add_payment_token,
+            redact,
+            OTelLogExport(logger_provider=logger_provider, state=state),
+            json_renderer(),
+        ],
+        logger_factory=structlog.WriteLoggerFactory(stream),
+    )
+    try:
+        for n in range(20):
+            structlog.get_logger().info("tick", n=n)
+    finally:
+        structlog.reset_defaults()
+    assert [record.log_record.timestamp // 1000 for record in exporter.get_finished_logs()] == _line_instants(stream)
+
+
+@pytest.mark.parametrize("own_processors", [[], [add_payment_token]], ids=["amas-otel's steps only", "with a user processor"])
+def test_correlation_off_leaves_ids_out_of_the_line_but_not_out_of_the_otel_record(own_processors: list[Any]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from amas_otel.logging import LoggingContext
+
+    exporter, logger_provider, stream = _in_memory_logs()
+    try:
+        configure_logging(
+            LoggingConfig(stream=stream, enable_metrics=False, enable_correlation=False),
+            processors=own_processors,
+            logger_provider=logger_provider,
+        )
+        with LoggingContext(correlation_id="req-7"), TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                get_logger("quiet").exception("failed")
+    finally:
+        structlog.reset_defaults()
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert "trace_id" not in line and "correlation_id" not in line
+    assert "ValueError: boom" in line["exception"]
+    (record,) = exporter.get_finished_logs()
+    assert record.log_record.trace_id == span.get_span_context().trace_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -24,7 +23,7 @@ from opentelemetry.sdk._logs import ReadWriteLogRecord
 from amas_otel import semconv
 from amas_otel._counting import Tally
 from amas_otel._fastpath.log_records import LOG_EXPORT, LogQueues, Route, emit_directly, sdk_logger_parts
-from amas_otel.logging.processors import SpanIdCache, SpanIds, dumps_json, level_name
+from amas_otel.logging.processors import RecordState, SpanIds, dumps_json, level_name
 from amas_otel.scope import amas_meter
 
 __all__ = ["OTelLogExport", "LogRecordCounter", "record_counter", "attribute_value"]
@@ -205,6 +204,9 @@ class _Target(NamedTuple):
 
 
 _NO_TARGET = _Target(None, None, -1, None)
+# Read per record as plain globals: Python 3.11 reads an enum member through its
+# class with the enum metaclass's attribute hook, on every access.
+_EMIT, _NOWHERE = Route.EMIT, Route.NOWHERE
 _EMPTY_CONTEXT = context.Context()
 
 
@@ -218,26 +220,32 @@ class OTelLogExport:
 
     ``logger_provider`` (default: the global one) gets the records, under the
     record's logger name as instrumentation scope; ``counter`` (default: none)
-    counts them; ``spans``: the :class:`~amas_otel.logging.processors.SpanIdCache`
-    shared with the chain's CorrelationFields.  Export trouble is logged at DEBUG
-    and never breaks logging.
+    counts them; ``state``: the :class:`~amas_otel.logging.processors.RecordState`
+    shared with the chain's RecordFields and CorrelationFields (the record's
+    time and span, looked up once).  Export trouble is logged at DEBUG and
+    never breaks logging.
     """
 
     def __init__(
-        self, *, logger_provider: Any = None, counter: LogRecordCounter | None = None, spans: SpanIdCache | None = None
+        self, *, logger_provider: Any = None, counter: LogRecordCounter | None = None, state: RecordState | None = None
     ) -> None:
         self._provider = logger_provider
         self._counter = counter
         self._loggers: dict[str, _Target] = {}
-        self._spans = SpanIdCache() if spans is None else spans
+        self._state = RecordState() if state is None else state
         self._queues = LogQueues()
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        level = level_name(method_name)
+        state = self._state
+        ctx, span, ids = state.lookup(event_dict)
+        self.export(event_dict, level_name(method_name), state.time_of(event_dict), ctx, span, ids)
+        return event_dict
+
+    def export(self, event_dict: dict[str, Any], level: str, now: int, ctx: Any, span: Any, ids: SpanIds) -> None:
+        """The step's work for the record ``event_dict`` logged at ``level`` at ``now`` (ns), in ``ctx`` inside ``span``."""
         if self._counter is not None:
             # An application's own ``component`` field (LoggingContext(component=...)) counts too.
             self._counter.add(level, event_dict.get(semconv.COMPONENT) or event_dict.get("component"))
-        ctx, span, ids = self._spans.lookup(event_dict)
         # Not for the SDK's own warnings: it logs some (attribute limits) while holding
         # the span's lock, and adding an event to that span would wait on it forever.
         if level in _EVENT_LEVELS and "event_name" not in event_dict and span.is_recording():
@@ -246,35 +254,31 @@ class OTelLogExport:
                 attributes[semconv.LOG_LEVEL] = level
                 attributes[semconv.LOG_MESSAGE] = str(event_dict.get("event", ""))
                 span.add_event(semconv.LOG_EVENT, attributes)
-        self._export(event_dict, level, ctx, ids)
-        return event_dict
-
-    def _export(self, event_dict: dict[str, Any], level: str, ctx: Any, ids: SpanIds) -> None:
         name = event_dict.get("logger") or semconv.INSTRUMENTATION_SCOPE
         try:
             target = self._loggers.get(name)
             if target is None:
                 target = self._loggers.setdefault(name, self._target(name))
-            otel_logger, limits = target.otel_logger, target.limits
+            otel_logger, limits, cap, count = target
             if otel_logger is None:
                 return
-            queues: tuple[Any, ...] | Route = Route.EMIT
+            queues: tuple[Any, ...] | Route = _EMIT
             if limits is not None:
                 if LOG_EXPORT.on:
                     try:
                         queues = self._queues.of(otel_logger)
                     except Exception as exc:  # noqa: BLE001 - the fast path is off from now on: Logger.emit
                         LOG_EXPORT.failed(exc)
-                    if queues is Route.NOWHERE:
+                    if queues is _NOWHERE:
                         return
                 else:
                     limits = None
             attributes = _attributes(event_dict, _NOT_ATTRIBUTES)
-            direct = type(queues) is tuple and len(attributes) <= target.cap
+            direct = type(queues) is tuple and len(attributes) <= cap
             severity = _SEVERITY_TEXT.get(level)
             body = event_dict.get("event", "")
             record = _Record(
-                time.time_ns(),
+                now,
                 # What the batch processor keeps: not the request's context, which may be large.
                 _EMPTY_CONTEXT if direct else ctx,
                 ids,
@@ -286,7 +290,7 @@ class OTelLogExport:
             )
             if direct:
                 try:
-                    emit_directly(otel_logger, record, limits, target.count, queues)  # type: ignore[arg-type]
+                    emit_directly(otel_logger, record, limits, count, queues)  # type: ignore[arg-type]
                     return
                 except Exception as exc:  # noqa: BLE001 - the fast path is off from now on: Logger.emit
                     LOG_EXPORT.failed(exc)

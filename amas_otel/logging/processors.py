@@ -4,10 +4,12 @@ Plain structlog processors (``processor(logger, method_name, event_dict)``),
 composed only through a processor list, as structlog's own are.
 :func:`amas_otel.logging.configure_logging` installs them as::
 
-    [RecordFields(), CorrelationFields(), ExceptionFields(),
-     *your_processors, redact, OTelLogExport(...), json_renderer()]
+    [RecordFields(state=s), CorrelationFields(state=s), ExceptionFields(),
+     *your_processors, redact, OTelLogExport(..., state=s), json_renderer()]
 
-and an application with its own ``structlog.configure(processors=[...])``
+``s`` being the chain's :class:`RecordState` (without processors of yours:
+as one :class:`~amas_otel.logging.pipeline.RecordSteps` over the same step
+objects).  An application with its own ``structlog.configure(processors=[...])``
 places the same ones in its chain (see the README, "structlog chains").
 """
 
@@ -37,9 +39,11 @@ __all__ = [
     "CorrelationFields",
     "ExceptionFields",
     "SpanIds",
-    "SpanIdCache",
+    "RecordState",
     "redact",
     "json_renderer",
+    "JSONLineRenderer",
+    "json_default",
     "console_renderer",
     "dumps_json",
     "level_name",
@@ -54,41 +58,6 @@ _LEVEL_NAMES = {"warn": "warning", "exception": "error"}
 def level_name(method_name: str) -> str:
     """The ``level`` structlog's ``add_log_level`` gives a record logged with ``method_name``."""
     return _LEVEL_NAMES.get(method_name, method_name)
-
-
-class RecordFields:
-    """structlog's standard first steps in one pass, with identical output.
-
-    ``merge_contextvars``, ``add_log_level``, the logger name (a standard
-    library record's, or the one given to ``get_logger``) and
-    ``TimeStamper(fmt="iso", utc=True)``.  One processor rather than four: each
-    is a few dictionary writes, and the processor call around it would cost as much.
-    """
-
-    def __init__(self) -> None:
-        self._second: tuple[int, str] = (-1, "")
-
-    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        if STRUCTLOG_BOUND:  # only once something was bound with structlog.contextvars
-            merge_contextvars(logger, method_name, event_dict)
-        event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
-        record = event_dict.get("_record")  # a standard-library record's logger name
-        if record is not None:
-            event_dict.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
-        name = record.name if record is not None else getattr(logger, "name", None)
-        if name:
-            event_dict["logger"] = name
-        event_dict["timestamp"] = self._iso(time.time_ns())
-        return event_dict
-
-    def _iso(self, now: int) -> str:
-        """``now`` (ns) exactly as ``datetime.now(timezone.utc).isoformat()`` with ``Z``, date part cached per second."""
-        second, micro = divmod(now // 1000, 1_000_000)
-        cached = self._second
-        if cached[0] != second:
-            stamp = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
-            cached = self._second = (second, stamp)
-        return "%s.%06dZ" % (cached[1], micro) if micro else cached[1] + "Z"
 
 
 class SpanIds:
@@ -108,29 +77,37 @@ class SpanIds:
         self.span_hex = format(self.span_id, "016x") if valid else None
 
 
-class SpanIdCache:
-    """A record's current context, its span and their :class:`SpanIds`, looked up once per record and ids once per span.
+class RecordState:
+    """What the steps of one chain share about the record passing through: its time, context, span and :class:`SpanIds`.
 
-    :func:`~amas_otel.logging.configure_logging` gives one cache to both
-    :class:`CorrelationFields` and the export step
-    (:class:`~amas_otel.logging.bridge.OTelLogExport`): the second asks about
-    the same event dict and gets the first one's answer.  Each step of a chain
-    built otherwise has its own cache and looks the context up itself.
+    Each is looked up once per record (ids once per span): the second step
+    asking about the same event dict gets the first one's answer.
+    :func:`~amas_otel.logging.configure_logging` gives one state to
+    :class:`RecordFields`, :class:`CorrelationFields` and the export step
+    (:class:`~amas_otel.logging.bridge.OTelLogExport`); each step of a chain
+    built otherwise has its own and looks the context up (and takes the time) itself.
     """
 
-    __slots__ = ("_ids", "_last")
+    __slots__ = ("_ids", "_last", "_time")
 
     def __init__(self) -> None:
         self._ids = SpanIds(trace.INVALID_SPAN_CONTEXT)
-        # (event dict, its context, span, ids), replaced as one tuple: a thread that
-        # finds another record's entry here looks its own context up.
+        # (event dict, its context, span, ids) and (event dict, its time), each replaced as
+        # one tuple: a thread that finds another record's entry here looks its own up.
         self._last: tuple[Any, Any, Any, SpanIds] = (None, None, None, self._ids)
+        self._time: tuple[Any, int] = (None, 0)
 
-    def lookup(self, event_dict: dict[str, Any]) -> tuple[context.Context, Any, SpanIds]:
-        """The current context, its span (INVALID_SPAN when none) and the span's ids, for the record ``event_dict``."""
-        owner, ctx, span, ids = self._last
-        if owner is event_dict:
-            return ctx, span, ids
+    def note_time(self, event_dict: dict[str, Any], now: int) -> None:
+        """Remember ``now`` (ns) as the time of the record ``event_dict``."""
+        self._time = (event_dict, now)
+
+    def time_of(self, event_dict: dict[str, Any]) -> int:
+        """The time noted for the record ``event_dict``; the current time when none was."""
+        owner, now = self._time
+        return now if owner is event_dict else time.time_ns()
+
+    def current(self) -> tuple[context.Context, Any, SpanIds]:
+        """The current context, its span (INVALID_SPAN when none) and the span's ids."""
         ctx = context.get_current()
         # What trace.get_current_span(ctx) reads, without its two calls, when the key is known.
         span = ctx.get(SPAN_KEY) if SPAN_KEY is not None else trace.get_current_span(ctx)
@@ -140,6 +117,14 @@ class SpanIdCache:
         ids = self._ids
         if ids.span_context is not span_context:
             ids = self._ids = SpanIds(span_context)
+        return ctx, span, ids
+
+    def lookup(self, event_dict: dict[str, Any]) -> tuple[context.Context, Any, SpanIds]:
+        """:meth:`current` for the record ``event_dict``, looked up once per record."""
+        owner, ctx, span, ids = self._last
+        if owner is event_dict:
+            return ctx, span, ids
+        ctx, span, ids = self.current()
         self._last = (event_dict, ctx, span, ids)
         return ctx, span, ids
 
@@ -151,6 +136,48 @@ class SpanIdCache:
         return ids
 
 
+class RecordFields:
+    """structlog's standard first steps in one pass, with identical output.
+
+    ``merge_contextvars``, ``add_log_level``, the logger name (a standard
+    library record's, or the one given to ``get_logger``) and
+    ``TimeStamper(fmt="iso", utc=True)``.  One processor rather than four: each
+    is a few dictionary writes, and the processor call around it would cost as much.
+    The instant stamped is noted in ``state`` (a :class:`RecordState`), where
+    the export step sharing it finds it: the OTel record and the line carry
+    the same time.
+    """
+
+    def __init__(self, *, state: RecordState | None = None) -> None:
+        self._state = RecordState() if state is None else state
+        self._second: tuple[int, str] = (-1, "")
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        now = time.time_ns()
+        self._state.note_time(event_dict, now)
+        return self.fill(logger, method_name, event_dict, now)
+
+    def fill(self, logger: Any, method_name: str, event_dict: dict[str, Any], now: int) -> dict[str, Any]:
+        """The step's work on ``event_dict``, stamped with ``now`` (ns since the epoch)."""
+        if STRUCTLOG_BOUND:  # only once something was bound with structlog.contextvars
+            merge_contextvars(logger, method_name, event_dict)
+        event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
+        record = event_dict.get("_record")  # a standard-library record's logger name
+        if record is not None:
+            event_dict.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
+        name = record.name if record is not None else getattr(logger, "name", None)
+        if name:
+            event_dict["logger"] = name
+        # ``now`` exactly as ``datetime.now(timezone.utc).isoformat()`` with ``Z``, the date part made once per second.
+        second, micro = divmod(now // 1000, 1_000_000)
+        cached = self._second
+        if cached[0] != second:
+            stamp = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).replace(tzinfo=None).isoformat()
+            cached = self._second = (second, stamp)
+        event_dict["timestamp"] = "%s.%06dZ" % (cached[1], micro) if micro else cached[1] + "Z"
+        return event_dict
+
+
 class CorrelationFields:
     """The correlation step: ``trace_id``/``span_id`` of the current span and the enclosing LoggingContext values.
 
@@ -158,11 +185,16 @@ class CorrelationFields:
     LoggingContext values of the same name.
     """
 
-    def __init__(self, *, spans: SpanIdCache | None = None) -> None:
-        self._spans = SpanIdCache() if spans is None else spans
+    def __init__(self, *, state: RecordState | None = None) -> None:
+        self._state = RecordState() if state is None else state
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        ctx, _, ids = self._spans.lookup(event_dict)
+        ctx, _, ids = self._state.lookup(event_dict)
+        return self.fill(event_dict, ctx, ids)
+
+    @staticmethod
+    def fill(event_dict: dict[str, Any], ctx: context.Context, ids: SpanIds) -> dict[str, Any]:
+        """The step's work on ``event_dict``, for the context ``ctx`` and the ids of its span."""
         if ids.trace_hex is not None:
             event_dict["trace_id"], event_dict["span_id"] = ids.trace_hex, ids.span_hex
         values = ctx.get(LOGGING_CONTEXT_KEY)
@@ -230,11 +262,11 @@ class ExceptionFields:
     application") of an exception the request layer logged already
     (:func:`mark_logged`) keeps the line and ``exception.type``, not the
     traceback again, and the ids of the request it was logged in: given to
-    ``spans`` (the chain's :class:`SpanIdCache`) for the OTel record too.
+    ``state`` (the chain's :class:`RecordState`) for the OTel record too.
     """
 
-    def __init__(self, *, spans: SpanIdCache | None = None) -> None:
-        self._spans = SpanIdCache() if spans is None else spans
+    def __init__(self, *, state: RecordState | None = None) -> None:
+        self._state = RecordState() if state is None else state
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         if "stack_info" in event_dict:
@@ -244,7 +276,7 @@ class ExceptionFields:
             if logged_in is not None:
                 event_dict[semconv.EXCEPTION_TYPE] = exception_type_name(type(event_dict.pop("exc_info")[1]))
                 if logged_in.is_valid and "trace_id" not in event_dict:  # reported outside the request's context
-                    ids = self._spans.assign(event_dict, logged_in)
+                    ids = self._state.assign(event_dict, logged_in)
                     event_dict["trace_id"], event_dict["span_id"] = ids.trace_hex, ids.span_hex
             else:
                 raised = _raised(event_dict["exc_info"])
@@ -294,15 +326,35 @@ def _text_keys(value: Any) -> Any:
     return value
 
 
-def json_renderer() -> structlog.processors.JSONRenderer:
-    """structlog's ``JSONRenderer`` over :func:`dumps_json`.
+def json_default(value: Any) -> Any:
+    """What a JSON line holds for a value JSON has no type for: its ``__structlog__()``, else its ``repr``, as structlog's."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+class JSONLineRenderer(structlog.processors.JSONRenderer):
+    """structlog's ``JSONRenderer`` over :func:`dumps_json` (fallback :func:`json_default`).
 
     Not ``serializer=orjson.dumps`` alone: that raises for the values
     :func:`dumps_json` hands to :mod:`json` (a line would be lost) and
     returns bytes where the text stream wants ``str``; for every other value
     the line is orjson's, byte for byte (tests/test_logging.py compares them).
+    The call hands the fallback on by position: JSONRenderer's keyword call
+    makes the serializer's call a generic one, on every line.
     """
-    return structlog.processors.JSONRenderer(serializer=dumps_json)
+
+    def __init__(self) -> None:
+        super().__init__(serializer=dumps_json, default=json_default)
+
+    def __call__(self, logger: Any, name: str, event_dict: dict[str, Any]) -> str:
+        return dumps_json(event_dict, json_default)
+
+
+def json_renderer() -> JSONLineRenderer:
+    """The JSON line renderer: :class:`JSONLineRenderer`."""
+    return JSONLineRenderer()
 
 
 def console_renderer() -> Callable[..., str]:
