@@ -548,7 +548,7 @@ def _install_handlers(app: Any, service: MetricsService, validation_errors: str)
         count(exc)
         if validation_errors == "fastapi":  # FastAPI's own 422, as the OpenAPI schema says
             return await fastapi_handlers.request_validation_exception_handler(request, exc)
-        # The guide's 400 naming the fields only (FastAPI's 422 body echoes the submitted input).
+        # A 400 naming the fields only: FastAPI's 422 body echoes the submitted input, secrets included.
         return _json_error(request, 400, "validation_error", "Invalid request", fields=_invalid_fields(exc))
 
     async def rate_limited(request: Request, exc: Exception) -> Response:
@@ -598,7 +598,7 @@ def _advertise_validation_400(app: Any) -> None:
     """Make ``app``'s OpenAPI schema say what ``validation_errors="400"`` answers.
 
     FastAPI documents a 422 ``HTTPValidationError`` on every operation with
-    parameters; with the guide's 400 the schema says 400 and its body instead.
+    parameters; with ``validation_errors="400"`` the schema says 400 and its body instead.
     """
     generate = app.openapi
 
@@ -696,7 +696,7 @@ def instrument_app(
     Health and metrics paths are exempt unless ``rate_limit_exempt_paths`` says
     otherwise.  ``health_service`` / ``health_details_token`` go to
     ``health_router``.  ``validation_errors``: ``"fastapi"`` (default) keeps
-    FastAPI's 422 and its ``detail`` body; ``"400"`` answers the guide's 400
+    FastAPI's 422 and its ``detail`` body; ``"400"`` answers 400
     ``validation_error`` naming the fields only, and the OpenAPI schema says so.
     The application's own exception handlers win over amas-otel's.  Calling
     twice on one app raises :class:`RuntimeError`.
