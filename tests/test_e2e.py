@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from tests.conftest import REPO, free_port, python_env
-from tests.support import prometheus
+from tests.support import prometheus, terminate
 from tests.support.otlp import OtlpReceiver, attributes
 
 BIN = Path(sys.executable).parent
@@ -82,13 +82,7 @@ def run_app(tmp_path: Path, **env: str) -> Iterator[App]:
             time.sleep(0.2)
         yield app
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        terminate(process, 15)
 
 
 def drive_failure_traffic(app: App) -> None:

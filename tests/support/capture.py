@@ -12,7 +12,6 @@ Semantic-convention tests assert on this one capture (session fixture ``example_
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import free_port
+from tests.support import free_port, terminate
 from tests.support.otlp import OtlpReceiver, attributes
 
 __all__ = ["ADMIN", "QUERY_SECRET", "QUERY_SIGNATURE", "INCOMING_TRACE_ID", "Capture", "LogRecord", "MetricPoint", "Response", "Span", "capture_example"]
@@ -95,7 +94,6 @@ class Capture:
     logs: list[LogRecord]
     json_lines: list[dict[str, Any]]
     output: str
-    prometheus_text: str
     resource: dict[str, Any] = field(default_factory=dict)
 
     def response(self, label: str) -> Response:
@@ -113,63 +111,50 @@ class Capture:
         return [p for p in points if p.time_unix_nano == last]
 
 
-def _hex(raw: bytes) -> str:
-    return raw.hex()
-
-
 def _spans(receiver: OtlpReceiver) -> list[Span]:
-    found = []
-    for request in receiver.of("/v1/traces"):
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    found.append(
-                        Span(
-                            name=span.name,
-                            kind=span.kind,
-                            trace_id=_hex(span.trace_id),
-                            span_id=_hex(span.span_id),
-                            parent_span_id=_hex(span.parent_span_id),
-                            attributes=attributes(span.attributes),
-                            events=[(event.name, attributes(event.attributes)) for event in span.events],
-                            status_code=span.status.code,
-                            scope=scope_spans.scope.name,
-                            schema_url=scope_spans.schema_url,
-                        )
-                    )
-    return found
+    return [
+        Span(
+            name=span.name,
+            kind=span.kind,
+            trace_id=span.trace_id.hex(),
+            span_id=span.span_id.hex(),
+            parent_span_id=span.parent_span_id.hex(),
+            attributes=attributes(span.attributes),
+            events=[(event.name, attributes(event.attributes)) for event in span.events],
+            status_code=span.status.code,
+            scope=scope_spans.scope.name,
+            schema_url=scope_spans.schema_url,
+        )
+        for scope_spans, span in receiver.scoped("/v1/traces")
+    ]
 
 
 def _metric_points(receiver: OtlpReceiver) -> list[MetricPoint]:
     found = []
-    for request in receiver.of("/v1/metrics"):
-        for resource_metrics in request.resource_metrics:
-            for scope_metrics in resource_metrics.scope_metrics:
-                scope = scope_metrics.scope
-                for metric in scope_metrics.metrics:
-                    data = metric.WhichOneof("data")
-                    container = getattr(metric, data)
-                    kind = data
-                    if data == "sum":
-                        kind = "sum" if container.is_monotonic else "updowncounter"
-                    for point in container.data_points:
-                        if data == "histogram":
-                            value: Any = (point.count, point.sum)
-                        else:
-                            value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
-                        found.append(
-                            MetricPoint(
-                                name=metric.name,
-                                kind=kind,
-                                unit=metric.unit,
-                                attributes=attributes(point.attributes),
-                                value=value,
-                                scope=scope.name,
-                                scope_version=scope.version,
-                                schema_url=scope_metrics.schema_url,
-                                time_unix_nano=point.time_unix_nano,
-                            )
-                        )
+    for scope_metrics, metric in receiver.scoped("/v1/metrics"):
+        data = metric.WhichOneof("data")
+        container = getattr(metric, data)
+        kind = data
+        if data == "sum":
+            kind = "sum" if container.is_monotonic else "updowncounter"
+        for point in container.data_points:
+            if data == "histogram":
+                value: Any = (point.count, point.sum)
+            else:
+                value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+            found.append(
+                MetricPoint(
+                    name=metric.name,
+                    kind=kind,
+                    unit=metric.unit,
+                    attributes=attributes(point.attributes),
+                    value=value,
+                    scope=scope_metrics.scope.name,
+                    scope_version=scope_metrics.scope.version,
+                    schema_url=scope_metrics.schema_url,
+                    time_unix_nano=point.time_unix_nano,
+                )
+            )
     return found
 
 
@@ -183,24 +168,19 @@ def _body(any_value: Any) -> Any:
 
 
 def _log_records(receiver: OtlpReceiver) -> list[LogRecord]:
-    found = []
-    for request in receiver.of("/v1/logs"):
-        for resource_logs in request.resource_logs:
-            for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    found.append(
-                        LogRecord(
-                            body=_body(record.body),
-                            severity_text=record.severity_text,
-                            severity_number=record.severity_number,
-                            trace_id=_hex(record.trace_id),
-                            span_id=_hex(record.span_id),
-                            attributes=attributes(record.attributes),
-                            event_name=record.event_name,
-                            scope=scope_logs.scope.name,
-                        )
-                    )
-    return found
+    return [
+        LogRecord(
+            body=_body(record.body),
+            severity_text=record.severity_text,
+            severity_number=record.severity_number,
+            trace_id=record.trace_id.hex(),
+            span_id=record.span_id.hex(),
+            attributes=attributes(record.attributes),
+            event_name=record.event_name,
+            scope=scope_logs.scope.name,
+        )
+        for scope_logs, record in receiver.scoped("/v1/logs")
+    ]
 
 
 class _Client:
@@ -309,20 +289,8 @@ def capture_example(tmp_path: Path, python_env: Any, repo: Path) -> Capture:
             client.wait_for("/health/live", 200, timeout=40)
             client.responses.clear()
             _drive(client)
-            prometheus_text = ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{settings['PROMETHEUS_PORT']}/metrics", timeout=5) as scrape:
-                    prometheus_text = scrape.read().decode()
-            except OSError:
-                pass  # no embedded endpoint when OTLP is configured: the tests say so if they need it
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+            terminate(process, 20)
         output = log.read_text()
         json_lines = []
         for line in output.splitlines():
@@ -338,6 +306,5 @@ def capture_example(tmp_path: Path, python_env: Any, repo: Path) -> Capture:
             logs=_log_records(receiver),
             json_lines=json_lines,
             output=output,
-            prometheus_text=prometheus_text,
             resource=receiver.resource_attributes(),
         )

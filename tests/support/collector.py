@@ -14,7 +14,6 @@ exporter to a loopback receiver; the shipped file is used unchanged.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 
 from amas_otel.collector import cached_binary
 from tests.conftest import REPO, free_port
+from tests.support import terminate
 from tests.support.prometheus import wait_ready
 
 __all__ = ["SHIPPED", "Collector", "binary", "otlphttp_overlay"]
@@ -85,13 +85,8 @@ class Collector:
 
     def stop(self) -> None:
         """SIGTERM (the collector flushes and shuts down), SIGKILL after 15 s."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            terminate(self.process, 15)
 
     def scrape(self, url: str | None = None) -> str:
         """The exporter's ``/metrics`` text (or another URL's)."""

@@ -17,6 +17,8 @@ _MESSAGES = {
     "/v1/metrics": ExportMetricsServiceRequest,
     "/v1/logs": ExportLogsServiceRequest,
 }
+_SIGNALS = {"/v1/traces": "spans", "/v1/metrics": "metrics", "/v1/logs": "logs"}
+_ITEMS = {"/v1/traces": "spans", "/v1/metrics": "metrics", "/v1/logs": "log_records"}
 
 
 class OtlpReceiver:
@@ -70,32 +72,28 @@ class OtlpReceiver:
         with self._lock:
             return [m for p, m in self.requests if p == path]
 
-    def spans(self) -> list[Any]:
+    def scoped(self, path: str) -> list[tuple[Any, Any]]:
+        """``(scope group, item)`` for every span, log record or metric received on ``path``.
+
+        The scope group (``ScopeSpans``, ``ScopeLogs``, ``ScopeMetrics``) carries ``scope`` and ``schema_url``.
+        """
+        signal = _SIGNALS[path]
         return [
-            span
-            for request in self.of("/v1/traces")
-            for resource_spans in request.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
+            (scope_group, item)
+            for request in self.of(path)
+            for resource_group in getattr(request, f"resource_{signal}")
+            for scope_group in getattr(resource_group, f"scope_{signal}")
+            for item in getattr(scope_group, _ITEMS[path])
         ]
+
+    def spans(self) -> list[Any]:
+        return [span for _, span in self.scoped("/v1/traces")]
 
     def log_records(self) -> list[Any]:
-        return [
-            record
-            for request in self.of("/v1/logs")
-            for resource_logs in request.resource_logs
-            for scope_logs in resource_logs.scope_logs
-            for record in scope_logs.log_records
-        ]
+        return [record for _, record in self.scoped("/v1/logs")]
 
     def metric_names(self) -> set[str]:
-        return {
-            metric.name
-            for request in self.of("/v1/metrics")
-            for resource_metrics in request.resource_metrics
-            for scope_metrics in resource_metrics.scope_metrics
-            for metric in scope_metrics.metrics
-        }
+        return {metric.name for _, metric in self.scoped("/v1/metrics")}
 
     def resource_attributes(self, path: str = "/v1/traces") -> dict[str, Any]:
         for request in self.of(path):
